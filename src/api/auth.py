@@ -1,0 +1,29 @@
+"""Bearer API keys: every /api/v1 request acts as one key, in that key's project."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from litestar import Request
+from litestar.datastructures import State
+from litestar.exceptions import NotAuthorizedException
+
+from api.backend import Backend
+from domain.accounts import Principal
+
+
+def provide_backend(state: State) -> Backend:
+    backend: Backend = state.backend
+    return backend
+
+
+def provide_principal(request: Request[Any, Any, Any], state: State) -> Principal:
+    """The key's principal; a missing, malformed, unknown or revoked key is 401."""
+    header = request.headers.get("authorization", "")
+    scheme, _, secret = header.partition(" ")
+    if scheme.lower() != "bearer" or not secret.strip():
+        raise NotAuthorizedException("send an API key as 'Authorization: Bearer <key>'")
+    principal = provide_backend(state).accounts.authenticate(secret.strip())
+    if principal is None:
+        raise NotAuthorizedException("the API key is unknown or revoked")
+    return principal

@@ -1,0 +1,48 @@
+"""Builds one process's backend: the application service, its read models, accounts and cursors."""
+
+from __future__ import annotations
+
+from api.pagination import SECRETS_DDL, Cursors, cursor_secret
+from api.settings import Settings
+from domain.accounts import ACCOUNTS_DDL, Accounts
+from domain.database import StoreConfig
+from domain.sealing import DATA_KEYS_DDL
+from domain.service import WorkflowService
+from projections.erasure import ErasureProjection
+from projections.runner import Projector
+from projections.workflow_summary import WorkflowSummaries, WorkflowSummaryProjection
+from projections.workflow_versions import VersionHistory, WorkflowVersionsProjection
+
+
+class Backend:
+    """Everything the API and the CLI need, over one store."""
+
+    def __init__(self, settings: Settings, *, create_tables: bool = True) -> None:
+        config = StoreConfig.from_url(settings.database_url, pool_size=settings.pool_size)
+        env = {**config.env, "CREATE_TABLE": "y" if create_tables else "n"}
+        self.workflows = WorkflowService(env, config.dialect)
+        self.database = self.workflows.database
+        self.accounts = Accounts(self.database)
+        self.projector = Projector(
+            self.workflows,
+            self.database,
+            [WorkflowSummaryProjection(), WorkflowVersionsProjection(), ErasureProjection()],
+        )
+        self.summaries = WorkflowSummaries(self.database)
+        self.history = VersionHistory(self.database)
+        if create_tables:
+            self.create_tables()
+        self.cursors = Cursors(cursor_secret(self.database))
+
+    def create_tables(self) -> None:
+        """Idempotent: safe on every start, serialised between processes on PostgreSQL."""
+        self.database.run_ddl([*DATA_KEYS_DDL, *ACCOUNTS_DDL, *SECRETS_DDL])
+        self.projector.create_tables()
+
+    def settle(self, position: int | None) -> None:
+        """Return once every read model reflects the write that ended at `position`."""
+        if position is not None:
+            self.projector.catch_up(position)
+
+    def close(self) -> None:
+        self.workflows.close()

@@ -1,0 +1,129 @@
+"""The one table from errors to RFC 9457 problem documents, registered once in the app factory."""
+
+from __future__ import annotations
+
+import logging
+import re
+from typing import Any
+
+from litestar import Request, Response
+from litestar.exceptions import HTTPException, NotAuthorizedException, ValidationException
+from msgspec import UNSET, Struct, UnsetType
+
+from domain.errors import Conflict, DomainError, InvalidInput, NotFound, VersionConflict
+
+PROBLEM_MEDIA_TYPE = "application/problem+json"
+PROBLEM_BASE = "https://workflow-service.dev/problems/"
+
+log = logging.getLogger("workflow_service")
+
+_MISSING_PARAMETER = re.compile(r"parameter '(?P<name>[^']+)'")
+_UNKNOWN_FIELD = re.compile(r"unknown field `(?P<name>[^`]+)`")
+_MISSING_FIELD = re.compile(r"missing required field `(?P<name>[^`]+)`")
+
+
+class FieldError(Struct):
+    """One invalid input value, named by its path in the request (`pipelineSteps[0].cliId`)."""
+
+    field: str
+    message: str
+
+
+class Problem(Struct, omit_defaults=True):
+    """An RFC 9457 problem document."""
+
+    type: str
+    title: str
+    status: int
+    detail: str
+    errors: list[FieldError] | UnsetType = UNSET
+
+
+TITLES = {
+    400: ("invalid-input", "Invalid input"),
+    401: ("unauthorized", "Missing or invalid API key"),
+    404: ("not-found", "Not found"),
+    405: ("method-not-allowed", "Method not allowed"),
+    409: ("conflict", "Conflict"),
+    413: ("body-too-large", "Request body too large"),
+    415: ("unsupported-media-type", "Unsupported media type"),
+    429: ("rate-limited", "Too many requests"),
+    500: ("internal-error", "Internal error"),
+}
+
+
+class UnsupportedMediaType(HTTPException):
+    """A write whose body is not JSON."""
+
+    status_code = 415
+
+
+def problem(
+    status: int,
+    detail: str,
+    errors: list[FieldError] | None = None,
+    slug: str | None = None,
+    headers: dict[str, str] | None = None,
+) -> Response[Problem]:
+    default_slug, title = TITLES.get(status, ("error", "Error"))
+    body = Problem(
+        type=PROBLEM_BASE + (slug or default_slug),
+        title=title,
+        status=status,
+        detail=detail,
+        errors=UNSET if errors is None else errors,
+    )
+    return Response(body, status_code=status, media_type=PROBLEM_MEDIA_TYPE, headers=headers)
+
+
+def on_domain_error(_: Request[Any, Any, Any], error: DomainError) -> Response[Problem]:
+    if isinstance(error, InvalidInput):
+        return problem(400, error.detail, [FieldError(error.field, error.message)])
+    if isinstance(error, NotFound):
+        return problem(404, error.detail)
+    if isinstance(error, VersionConflict):
+        return problem(409, error.detail, slug="version-conflict")
+    if isinstance(error, Conflict):
+        return problem(409, error.detail)
+    return problem(400, error.detail)  # pragma: no cover - every DomainError is mapped above
+
+
+def on_validation_error(_: Request[Any, Any, Any], error: ValidationException) -> Response[Problem]:
+    extra = error.extra if isinstance(error.extra, list) else []
+    errors = [field_error(item) for item in extra if isinstance(item, dict)]
+    if not errors:
+        missing = _MISSING_PARAMETER.search(str(error.detail))
+        errors = [FieldError(missing.group("name") if missing else "body", str(error.detail))]
+    detail = "; ".join(f"{e.field}: {e.message}" for e in errors)
+    return problem(400, detail, errors)
+
+
+def field_error(item: dict[str, Any]) -> FieldError:
+    """Turn one of Litestar's validation messages into a field path and a plain message."""
+    message = str(item.get("message", "invalid value"))
+    path = str(item.get("key") or "")
+    if path == "data":
+        path = ""
+    for pattern in (_UNKNOWN_FIELD, _MISSING_FIELD):
+        named = pattern.search(message)
+        if named:
+            path = f"{path}.{named.group('name')}" if path else named.group("name")
+    return FieldError(field=path or "body", message=message)
+
+
+def on_http_error(_: Request[Any, Any, Any], error: HTTPException) -> Response[Problem]:
+    headers = {"WWW-Authenticate": "Bearer"} if isinstance(error, NotAuthorizedException) else None
+    return problem(error.status_code, str(error.detail), headers=headers)
+
+
+def on_unexpected_error(request: Request[Any, Any, Any], error: Exception) -> Response[Problem]:
+    log.exception("unhandled error on %s %s", request.method, request.url.path, exc_info=error)
+    return problem(500, "the server failed to answer this request; it has been logged")
+
+
+EXCEPTION_HANDLERS: Any = {
+    DomainError: on_domain_error,
+    ValidationException: on_validation_error,
+    HTTPException: on_http_error,
+    Exception: on_unexpected_error,
+}

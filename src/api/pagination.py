@@ -1,0 +1,55 @@
+"""Opaque, signed keyset cursors: a tampered cursor or one from another list is refused."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import secrets
+from typing import Any
+
+import msgspec
+
+from domain.database import Database
+from domain.errors import InvalidInput
+
+SECRETS_DDL = ("CREATE TABLE IF NOT EXISTS service_secrets (name TEXT PRIMARY KEY, secret TEXT NOT NULL)",)
+SIGNATURE_BYTES = 16
+
+
+def cursor_secret(database: Database) -> bytes:
+    """The deployment's cursor-signing secret, shared by every process through the store."""
+    with database.transaction() as tx:
+        tx.execute(
+            "INSERT INTO service_secrets (name, secret) VALUES ('cursor', ?) ON CONFLICT (name) DO NOTHING",
+            (secrets.token_hex(32),),
+        )
+        row = tx.execute("SELECT secret FROM service_secrets WHERE name = 'cursor'").fetchone()
+    return bytes.fromhex(row["secret"])
+
+
+class Cursors:
+    """Encodes a page's last sort key with the list it belongs to, and checks it on the way back."""
+
+    def __init__(self, secret: bytes) -> None:
+        self._secret = secret
+
+    def encode(self, scope: str, key: list[Any]) -> str:
+        payload = msgspec.json.encode([scope, key])
+        return base64.urlsafe_b64encode(payload + self._sign(payload)).decode().rstrip("=")
+
+    def decode(self, scope: str, cursor: str) -> list[Any]:
+        try:
+            raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
+            payload, signature = raw[:-SIGNATURE_BYTES], raw[-SIGNATURE_BYTES:]
+            if not hmac.compare_digest(signature, self._sign(payload)):
+                raise ValueError("bad signature")
+            cursor_scope, key = msgspec.json.decode(payload, type=tuple[str, list[Any]])
+        except (ValueError, msgspec.DecodeError) as error:
+            raise InvalidInput("cursor", "not a cursor this list gave out") from error
+        if cursor_scope != scope:
+            raise InvalidInput("cursor", "not a cursor this list gave out")
+        return key
+
+    def _sign(self, payload: bytes) -> bytes:
+        return hmac.new(self._secret, payload, hashlib.sha256).digest()[:SIGNATURE_BYTES]

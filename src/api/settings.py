@@ -1,0 +1,25 @@
+"""Process settings, read once from the environment."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+
+from domain.database import DEFAULT_DATABASE_URL
+
+MAX_BODY_BYTES = 2 * 1024 * 1024
+
+
+@dataclass(frozen=True)
+class Settings:
+    """What a deployment can configure; every field has a default that runs on a fresh machine."""
+
+    database_url: str = DEFAULT_DATABASE_URL
+    pool_size: int = 10
+
+    @classmethod
+    def from_env(cls) -> Settings:
+        return cls(
+            database_url=os.environ.get("DATABASE_URL", DEFAULT_DATABASE_URL),
+            pool_size=int(os.environ.get("WFS_POOL_SIZE", "10")),
+        )

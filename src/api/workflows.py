@@ -1,0 +1,247 @@
+"""The workflow routes: reads answer from the read models, writes go through the application service."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import msgspec
+from litestar import Controller, Response, get, post
+from litestar.params import HeaderParameter, QueryParameter
+
+from api.backend import Backend
+from api.schemas import (
+    BulkDeleteResult,
+    BulkDeleteResults,
+    BulkDeleteWorkflows,
+    CreateWorkflow,
+    DuplicateWorkflow,
+    PermanentlyDeleted,
+    RenameWorkflow,
+    RevertWorkflow,
+    UpdateWorkflow,
+    WorkflowCommand,
+    WorkflowPage,
+    content_fields,
+)
+from domain.accounts import Principal
+from domain.errors import InvalidInput, NotFound
+from domain.service import Saved
+from domain.workflow import parse_version_id
+from projections.documents import WorkflowDocument, render_document
+from projections.workflow_summary import PageKey
+from projections.workflow_versions import WorkflowVersions
+
+WorkflowId = Annotated[str, QueryParameter(description="The workflow's id")]
+Limit = Annotated[int, QueryParameter(ge=1, le=100, description="Page size, 1 to 100")]
+IfMatch = Annotated[
+    str | None,
+    HeaderParameter(name="If-Match", description="The ETag from `get`: refuse the write on a mismatch"),
+]
+
+
+def answer(backend: Backend, saved: Saved) -> WorkflowDocument:
+    """The workflow as this write left it, once every read model reflects the write."""
+    backend.settle(saved.position)
+    workflow = saved.workflow
+    document = render_document(
+        str(workflow.id),
+        workflow.content,
+        workflow.content_version,
+        workflow.created_on,
+        workflow.modified_on,
+        workflow.deleted_at,
+    )
+    return msgspec.convert(document, WorkflowDocument)
+
+
+def expected(body_version: int | None, if_match: str | None) -> int | None:
+    """The version a write is conditional on, from the body or an If-Match ETag."""
+    if body_version is not None or if_match is None:
+        return body_version
+    tag = if_match.strip()
+    if tag == "*":
+        return None
+    tag = tag.removeprefix("W/").strip('"')
+    if not tag.isdigit():
+        raise InvalidInput("If-Match", 'must be an ETag from get, such as "3"')
+    return int(tag)
+
+
+class WorkflowController(Controller):
+    """Every tab of the workflow pages that is about the definition itself."""
+
+    path = "/workflows"
+    tags = ["workflows"]
+
+    @get("/list", sync_to_thread=True, summary="List workflows (or the trash)")
+    def list_workflows(
+        self,
+        backend: Backend,
+        principal: Principal,
+        limit: Limit = 50,
+        cursor: str | None = None,
+        deleted: bool = False,
+    ) -> WorkflowPage:
+        scope = f"workflows:{principal.project_id}:{int(deleted)}"
+        after = None
+        if cursor is not None:
+            key = backend.cursors.decode(scope, cursor)
+            if len(key) != 2 or not isinstance(key[0], int) or not isinstance(key[1], str):
+                raise InvalidInput("cursor", "not a cursor this list gave out")
+            after = PageKey(key[0], key[1])
+        items, last = backend.summaries.page(principal.project_id, deleted=deleted, after=after, limit=limit)
+        next_cursor = (
+            None if last is None else backend.cursors.encode(scope, [last.updated_key, last.workflow_id])
+        )
+        return WorkflowPage(items=items, next_cursor=next_cursor, has_more=last is not None)
+
+    @get("/get", sync_to_thread=True, summary="Get a workflow, now or at a version")
+    def get_workflow(
+        self,
+        backend: Backend,
+        principal: Principal,
+        id: WorkflowId,
+        version: Annotated[int | None, QueryParameter(ge=1)] = None,
+    ) -> Response[WorkflowDocument]:
+        if version is None:
+            document = backend.summaries.get(principal.project_id, id)
+        else:
+            document = backend.history.document(principal.project_id, id, version)
+            if document is not None:
+                current = backend.summaries.get(principal.project_id, id)
+                document.deleted_at = None if current is None else current.deleted_at
+        if document is None:
+            raise NotFound(f"no workflow has id {id!r}" + (f" at version {version}" if version else ""))
+        return Response(document, headers={"ETag": f'"{document.version}"'})
+
+    @get("/versions", sync_to_thread=True, summary="List a workflow's content versions")
+    def list_versions(self, backend: Backend, principal: Principal, id: WorkflowId) -> WorkflowVersions:
+        versions = backend.history.versions(principal.project_id, id)
+        if versions is None:
+            raise NotFound(f"no workflow has id {id!r}")
+        return versions
+
+    @post("/create", sync_to_thread=True, status_code=201, summary="Create a workflow")
+    def create_workflow(
+        self, backend: Backend, principal: Principal, data: CreateWorkflow
+    ) -> WorkflowDocument:
+        saved = backend.workflows.create_workflow(principal.actor, principal.project_id, content_fields(data))
+        return answer(backend, saved)
+
+    @post("/update", sync_to_thread=True, status_code=200, summary="Update any workflow fields")
+    def update_workflow(
+        self, backend: Backend, principal: Principal, data: UpdateWorkflow, if_match: IfMatch = None
+    ) -> WorkflowDocument:
+        saved = backend.workflows.update_workflow(
+            principal.actor,
+            principal.project_id,
+            data.workflow_id,
+            content_fields(data),
+            expected(data.expected_version, if_match),
+        )
+        return answer(backend, saved)
+
+    @post("/rename", sync_to_thread=True, status_code=200, summary="Rename a workflow")
+    def rename_workflow(
+        self, backend: Backend, principal: Principal, data: RenameWorkflow, if_match: IfMatch = None
+    ) -> WorkflowDocument:
+        saved = backend.workflows.rename_workflow(
+            principal.actor,
+            principal.project_id,
+            data.workflow_id,
+            data.name,
+            expected(data.expected_version, if_match),
+        )
+        return answer(backend, saved)
+
+    @post("/versions/revert", sync_to_thread=True, status_code=200, summary="Revert to a version")
+    def revert_workflow(
+        self, backend: Backend, principal: Principal, data: RevertWorkflow, if_match: IfMatch = None
+    ) -> WorkflowDocument:
+        named = parse_version_id(data.version_id)
+        if named is None or named[0] != data.workflow_id:
+            raise NotFound(f"workflow {data.workflow_id!r} has no version {data.version_id!r}")
+        saved = backend.workflows.revert_workflow(
+            principal.actor,
+            principal.project_id,
+            data.workflow_id,
+            named[1],
+            expected(data.expected_version, if_match),
+        )
+        return answer(backend, saved)
+
+    @post("/duplicate", sync_to_thread=True, status_code=201, summary="Duplicate a workflow")
+    def duplicate_workflow(
+        self,
+        backend: Backend,
+        principal: Principal,
+        data: DuplicateWorkflow,
+        if_match: IfMatch = None,
+    ) -> WorkflowDocument:
+        saved = backend.workflows.duplicate_workflow(
+            principal.actor,
+            principal.project_id,
+            data.workflow_id,
+            data.name,
+            expected(data.expected_version, if_match),
+        )
+        return answer(backend, saved)
+
+    @post("/delete", sync_to_thread=True, status_code=200, summary="Move a workflow to the trash")
+    def delete_workflow(
+        self,
+        backend: Backend,
+        principal: Principal,
+        data: WorkflowCommand,
+        if_match: IfMatch = None,
+    ) -> WorkflowDocument:
+        saved = backend.workflows.delete_workflow(
+            principal.actor,
+            principal.project_id,
+            data.workflow_id,
+            expected(data.expected_version, if_match),
+        )
+        return answer(backend, saved)
+
+    @post("/restore", sync_to_thread=True, status_code=200, summary="Restore from the trash")
+    def restore_workflow(
+        self,
+        backend: Backend,
+        principal: Principal,
+        data: WorkflowCommand,
+        if_match: IfMatch = None,
+    ) -> WorkflowDocument:
+        saved = backend.workflows.restore_workflow(
+            principal.actor,
+            principal.project_id,
+            data.workflow_id,
+            expected(data.expected_version, if_match),
+        )
+        return answer(backend, saved)
+
+    @post("/permanent-delete", sync_to_thread=True, status_code=200, summary="Erase a workflow")
+    def permanently_delete_workflow(
+        self,
+        backend: Backend,
+        principal: Principal,
+        data: WorkflowCommand,
+        if_match: IfMatch = None,
+    ) -> PermanentlyDeleted:
+        saved = backend.workflows.permanently_delete_workflow(
+            principal.actor,
+            principal.project_id,
+            data.workflow_id,
+            expected(data.expected_version, if_match),
+        )
+        backend.settle(saved.position)
+        return PermanentlyDeleted(workflow_id=data.workflow_id)
+
+    @post("/bulk-delete", sync_to_thread=True, status_code=200, summary="Trash many workflows")
+    def bulk_delete_workflows(
+        self, backend: Backend, principal: Principal, data: BulkDeleteWorkflows
+    ) -> BulkDeleteResults:
+        results, position = backend.workflows.bulk_delete_workflows(
+            principal.actor, principal.project_id, data.workflow_ids
+        )
+        backend.settle(position)
+        return BulkDeleteResults([BulkDeleteResult(i, status) for i, status in results])

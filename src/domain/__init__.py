@@ -1,0 +1,1 @@
+"""Workflow aggregates, their events and errors, and the application service that changes them."""

@@ -1,0 +1,185 @@
+"""The application service: one method per workflow command; plain values in, positions out."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from typing import Any, Literal
+from uuid import UUID
+
+from eventsourcing.application import AggregateNotFoundError, Application
+from eventsourcing.persistence import IntegrityError, Mapper, Recording
+
+from domain.database import Database, Dialect
+from domain.errors import Conflict, NotFound, VersionConflict
+from domain.sealing import DataKeys, ErasedError, SealingMapper
+from domain.workflow import Actor, Content, Workflow, parse_workflow_id
+
+SAVE_ATTEMPTS = 8
+"""How often a command is re-decided after losing a race to a concurrent writer of the same workflow."""
+
+BulkStatus = Literal["deleted", "not_found", "already_deleted"]
+
+
+@dataclass(frozen=True)
+class Saved:
+    """A workflow after a command, and the position of its last stored event (None: nothing stored)."""
+
+    workflow: Workflow
+    position: int | None
+
+
+class WorkflowService(Application[UUID]):
+    """Loads, decides and saves workflows; a clash with a concurrent writer is retried or refused."""
+
+    name = "workflows"
+
+    def __init__(self, env: dict[str, str], dialect: Dialect) -> None:
+        self.dialect: Dialect = dialect
+        super().__init__(env)
+
+    def construct_mapper(self) -> Mapper[UUID]:
+        self.database = Database(self.factory.datastore, self.dialect)  # type: ignore[attr-defined]
+        self.data_keys = DataKeys(self.database)
+        return SealingMapper(transcoder=self.construct_transcoder(), keys=self.data_keys)
+
+    def create_workflow(self, actor: Actor, project_id: str, content: Content) -> Saved:
+        workflow = Workflow.create(project_id, actor, content)
+        return Saved(workflow, self._position(self.save(workflow)))
+
+    def update_workflow(
+        self,
+        actor: Actor,
+        project_id: str,
+        workflow_id: str,
+        changes: Content,
+        expected_version: int | None = None,
+    ) -> Saved:
+        return self._change(project_id, workflow_id, expected_version, lambda w: w.update(actor, changes))
+
+    def rename_workflow(
+        self,
+        actor: Actor,
+        project_id: str,
+        workflow_id: str,
+        name: str,
+        expected_version: int | None = None,
+    ) -> Saved:
+        return self._change(project_id, workflow_id, expected_version, lambda w: w.rename(actor, name))
+
+    def revert_workflow(
+        self,
+        actor: Actor,
+        project_id: str,
+        workflow_id: str,
+        version: int,
+        expected_version: int | None = None,
+    ) -> Saved:
+        content_then = self.content_at(project_id, workflow_id, version)
+        return self._change(
+            project_id,
+            workflow_id,
+            expected_version,
+            lambda w: w.revert(actor, version, content_then),
+        )
+
+    def duplicate_workflow(
+        self,
+        actor: Actor,
+        project_id: str,
+        workflow_id: str,
+        name: str | None,
+        expected_version: int | None = None,
+    ) -> Saved:
+        source = self.get_workflow(project_id, workflow_id)
+        _check_expected(source, expected_version)
+        copy = source.duplicate(actor, name)
+        return Saved(copy, self._position(self.save(copy)))
+
+    def delete_workflow(
+        self, actor: Actor, project_id: str, workflow_id: str, expected_version: int | None = None
+    ) -> Saved:
+        return self._change(project_id, workflow_id, expected_version, lambda w: w.delete(actor))
+
+    def restore_workflow(
+        self, actor: Actor, project_id: str, workflow_id: str, expected_version: int | None = None
+    ) -> Saved:
+        return self._change(project_id, workflow_id, expected_version, lambda w: w.restore(actor))
+
+    def permanently_delete_workflow(
+        self, actor: Actor, project_id: str, workflow_id: str, expected_version: int | None = None
+    ) -> Saved:
+        return self._change(project_id, workflow_id, expected_version, lambda w: w.erase(actor))
+
+    def bulk_delete_workflows(
+        self, actor: Actor, project_id: str, workflow_ids: Iterable[str]
+    ) -> tuple[list[tuple[str, BulkStatus]], int | None]:
+        """Soft-delete each workflow on its own; one's failure does not stop the others."""
+        results: list[tuple[str, BulkStatus]] = []
+        position: int | None = None
+        for workflow_id in workflow_ids:
+            try:
+                saved = self.delete_workflow(actor, project_id, workflow_id)
+            except NotFound:
+                results.append((workflow_id, "not_found"))
+            except Conflict:
+                results.append((workflow_id, "already_deleted"))
+            else:
+                results.append((workflow_id, "deleted"))
+                position = saved.position
+        return results, position
+
+    def get_workflow(self, project_id: str, workflow_id: str) -> Workflow:
+        """The workflow as it is now, if the caller's project has it."""
+        uuid = parse_workflow_id(workflow_id)
+        if uuid is None:
+            raise NotFound(f"no workflow has id {workflow_id!r}")
+        try:
+            workflow: Workflow = self.repository.get(uuid)
+        except (AggregateNotFoundError, ErasedError):
+            raise NotFound(f"no workflow has id {workflow_id!r}") from None
+        if workflow.project_id != project_id or workflow.erased:
+            raise NotFound(f"no workflow has id {workflow_id!r}")
+        return workflow
+
+    def content_at(self, project_id: str, workflow_id: str, version: int) -> Content:
+        """The workflow's content as it was at content version `version`, by replaying its events."""
+        workflow = self.get_workflow(project_id, workflow_id)
+        if not 1 <= version <= workflow.content_version:
+            raise NotFound(f"workflow {workflow_id!r} has no version {version}")
+        replayed: Any = None
+        event: Any
+        for event in self.events.get(workflow.id):
+            replayed = event.mutate(replayed)
+            if replayed.content_version == version:
+                return dict(replayed.content)
+        raise NotFound(f"workflow {workflow_id!r} has no version {version}")  # pragma: no cover
+
+    def _change(
+        self,
+        project_id: str,
+        workflow_id: str,
+        expected_version: int | None,
+        decide: Callable[[Workflow], None],
+    ) -> Saved:
+        for _ in range(SAVE_ATTEMPTS):
+            workflow = self.get_workflow(project_id, workflow_id)
+            _check_expected(workflow, expected_version)
+            decide(workflow)
+            if not workflow.pending_events:
+                return Saved(workflow, None)
+            try:
+                recordings = self.save(workflow)
+            except IntegrityError:
+                continue
+            return Saved(workflow, self._position(recordings))
+        raise Conflict("the workflow is being changed by others; try again")
+
+    @staticmethod
+    def _position(recordings: list[Recording[UUID]]) -> int | None:
+        return recordings[-1].notification.id if recordings else None
+
+
+def _check_expected(workflow: Workflow, expected_version: int | None) -> None:
+    if expected_version is not None and workflow.content_version != expected_version:
+        raise VersionConflict(expected_version, workflow.content_version)

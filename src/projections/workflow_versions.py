@@ -1,0 +1,188 @@
+"""The version-history read model: one row per content version, with its full document."""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+import msgspec
+from eventsourcing.dispatch import singledispatchmethod
+from eventsourcing.utils import get_topic
+from msgspec import Struct
+
+from domain.database import Database, Tx
+from domain.workflow import CONTENT_DEFAULTS, CONTENT_FIELDS, Actor, Workflow, version_id
+from projections.documents import (
+    ActorRow,
+    WorkflowDocument,
+    content_of,
+    decode_dict,
+    decode_document,
+    encode,
+    render_document,
+)
+from projections.runner import Projection
+
+Source = Literal["create", "update", "rename", "revert", "duplicate"]
+
+
+class VersionEntry(Struct, rename="camel"):
+    """One content version as the Versions tab lists it."""
+
+    version_id: str
+    version: int
+    created_at: str
+    actor: ActorRow
+    source: Source
+    changed_fields: list[str]
+    reverted_from_version: int | None
+    name: str
+
+
+class WorkflowVersions(Struct, rename="camel"):
+    """The Versions tab: every content version, newest first."""
+
+    workflow_id: str
+    current_version: int
+    versions: list[VersionEntry]
+
+
+decode_entry = msgspec.json.Decoder(VersionEntry).decode
+
+
+class WorkflowVersionsProjection(Projection):
+    """Keeps `workflow_version` equal to the content history of every workflow not erased."""
+
+    name = "workflow_version"
+    tables = ("workflow_version",)
+    topics = tuple(
+        get_topic(cls)
+        for cls in (
+            Workflow.Created,
+            Workflow.Duplicated,
+            Workflow.Updated,
+            Workflow.Renamed,
+            Workflow.Reverted,
+            Workflow.PermanentlyDeleted,
+        )
+    )
+    ddl = (
+        "CREATE TABLE IF NOT EXISTS workflow_version ("
+        " workflow_id TEXT NOT NULL, version INTEGER NOT NULL, project_id TEXT NOT NULL,"
+        " entry TEXT NOT NULL, document TEXT NOT NULL, PRIMARY KEY (workflow_id, version))",
+    )
+
+    @singledispatchmethod
+    def apply(self, event: object, tx: Tx) -> None:
+        """Events without a rule here change nothing."""
+
+    @apply.register
+    def _created(self, event: Workflow.Created, tx: Tx) -> None:
+        source: Source = "duplicate" if isinstance(event, Workflow.Duplicated) else "create"
+        changed = [f for f in CONTENT_FIELDS if event.content[f] != CONTENT_DEFAULTS.get(f)]
+        document = render_document(
+            str(event.originator_id), event.content, 1, event.timestamp, event.timestamp, None
+        )
+        self._insert(tx, event.actor, event.project_id, document, source, changed, None)
+
+    @apply.register
+    def _updated(self, event: Workflow.Updated, tx: Tx) -> None:
+        self._next_version(tx, event, event.changes, "update", None)
+
+    @apply.register
+    def _renamed(self, event: Workflow.Renamed, tx: Tx) -> None:
+        self._next_version(tx, event, {"name": event.name}, "rename", None)
+
+    @apply.register
+    def _reverted(self, event: Workflow.Reverted, tx: Tx) -> None:
+        self._next_version(tx, event, event.changes, "revert", event.reverted_from_version)
+
+    @apply.register
+    def _erased(self, event: Workflow.PermanentlyDeleted, tx: Tx) -> None:
+        tx.execute("DELETE FROM workflow_version WHERE workflow_id = ?", (str(event.originator_id),))
+
+    def _next_version(
+        self,
+        tx: Tx,
+        event: Workflow.Updated | Workflow.Renamed | Workflow.Reverted,
+        changes: dict[str, Any],
+        source: Source,
+        reverted_from: int | None,
+    ) -> None:
+        row = tx.execute(
+            "SELECT project_id, document FROM workflow_version WHERE workflow_id = ?"
+            " ORDER BY version DESC LIMIT 1",
+            (str(event.originator_id),),
+        ).fetchone()
+        if row is None:
+            return
+        before = decode_dict(row["document"])
+        document = render_document(
+            before["id"],
+            {**content_of(before), **changes},
+            before["version"] + 1,
+            before["createdAt"],
+            event.timestamp,
+            None,
+        )
+        changed = [f for f in CONTENT_FIELDS if f in changes]
+        self._insert(tx, event.actor, row["project_id"], document, source, changed, reverted_from)
+
+    @staticmethod
+    def _insert(
+        tx: Tx,
+        actor: Actor,
+        project_id: str,
+        document: dict[str, Any],
+        source: Source,
+        changed: list[str],
+        reverted_from: int | None,
+    ) -> None:
+        entry = {
+            "versionId": version_id(document["id"], document["version"]),
+            "version": document["version"],
+            "createdAt": document["updatedAt"],
+            "actor": {"keyId": actor["keyId"], "keyName": actor["keyName"]},
+            "source": source,
+            "changedFields": changed,
+            "revertedFromVersion": reverted_from,
+            "name": document["name"],
+        }
+        tx.execute(
+            "INSERT INTO workflow_version (workflow_id, version, project_id, entry, document)"
+            " VALUES (?, ?, ?, ?, ?)",
+            (
+                document["id"],
+                document["version"],
+                project_id,
+                encode(entry).decode(),
+                encode(document).decode(),
+            ),
+        )
+
+
+class VersionHistory:
+    """Queries on the version-history read model, always within one project."""
+
+    def __init__(self, database: Database) -> None:
+        self.database = database
+
+    def versions(self, project_id: str, workflow_id: str) -> WorkflowVersions | None:
+        with self.database.transaction(commit=False) as tx:
+            rows = tx.execute(
+                "SELECT entry FROM workflow_version WHERE workflow_id = ? AND project_id = ?"
+                " ORDER BY version DESC",
+                (workflow_id, project_id),
+            ).fetchall()
+        if not rows:
+            return None
+        entries = [decode_entry(row["entry"]) for row in rows]
+        return WorkflowVersions(workflow_id=workflow_id, current_version=entries[0].version, versions=entries)
+
+    def document(self, project_id: str, workflow_id: str, version: int) -> WorkflowDocument | None:
+        with self.database.transaction(commit=False) as tx:
+            row = tx.execute(
+                "SELECT document FROM workflow_version"
+                " WHERE workflow_id = ? AND version = ? AND project_id = ?",
+                (workflow_id, version, project_id),
+            ).fetchone()
+        return None if row is None else decode_document(row["document"])
