@@ -6,10 +6,16 @@ from typing import Any
 
 from litestar import Request
 from litestar.datastructures import State
+from litestar.di import NamedDependency
 from litestar.exceptions import NotAuthorizedException
 
 from api.backend import Backend
 from domain.accounts import Principal
+
+BackendDep = NamedDependency[Backend]
+"""A handler parameter `backend: BackendDep` receives the process's backend."""
+PrincipalDep = NamedDependency[Principal]
+"""A handler parameter `principal: PrincipalDep` receives the authenticated caller."""
 
 
 def provide_backend(state: State) -> Backend:

@@ -6,9 +6,9 @@ from typing import Annotated
 
 import msgspec
 from litestar import Controller, Response, get, post
-from litestar.params import HeaderParameter, QueryParameter
+from litestar.params import HeaderParameter, JSONBody, QueryParameter
 
-from api.backend import Backend
+from api.auth import BackendDep, PrincipalDep
 from api.schemas import (
     BulkDeleteResult,
     BulkDeleteResults,
@@ -23,7 +23,6 @@ from api.schemas import (
     WorkflowPage,
     content_fields,
 )
-from domain.accounts import Principal
 from domain.errors import InvalidInput, NotFound
 from domain.service import Saved
 from domain.workflow import parse_version_id
@@ -33,13 +32,14 @@ from projections.workflow_versions import WorkflowVersions
 
 WorkflowId = Annotated[str, QueryParameter(description="The workflow's id")]
 Limit = Annotated[int, QueryParameter(ge=1, le=100, description="Page size, 1 to 100")]
+Cursor = Annotated[str | None, QueryParameter(description="`nextCursor` of the previous page")]
 IfMatch = Annotated[
     str | None,
     HeaderParameter(name="If-Match", description="The ETag from `get`: refuse the write on a mismatch"),
 ]
 
 
-def answer(backend: Backend, saved: Saved) -> WorkflowDocument:
+def answer(backend: BackendDep, saved: Saved) -> WorkflowDocument:
     """The workflow as this write left it, once every read model reflects the write."""
     backend.settle(saved.position)
     workflow = saved.workflow
@@ -76,11 +76,11 @@ class WorkflowController(Controller):
     @get("/list", sync_to_thread=True, summary="List workflows (or the trash)")
     def list_workflows(
         self,
-        backend: Backend,
-        principal: Principal,
+        backend: BackendDep,
+        principal: PrincipalDep,
         limit: Limit = 50,
-        cursor: str | None = None,
-        deleted: bool = False,
+        cursor: Cursor = None,
+        deleted: Annotated[bool, QueryParameter(description="true: list the trash instead")] = False,
     ) -> WorkflowPage:
         scope = f"workflows:{principal.project_id}:{int(deleted)}"
         after = None
@@ -98,8 +98,8 @@ class WorkflowController(Controller):
     @get("/get", sync_to_thread=True, summary="Get a workflow, now or at a version")
     def get_workflow(
         self,
-        backend: Backend,
-        principal: Principal,
+        backend: BackendDep,
+        principal: PrincipalDep,
         id: WorkflowId,
         version: Annotated[int | None, QueryParameter(ge=1)] = None,
     ) -> Response[WorkflowDocument]:
@@ -115,7 +115,7 @@ class WorkflowController(Controller):
         return Response(document, headers={"ETag": f'"{document.version}"'})
 
     @get("/versions", sync_to_thread=True, summary="List a workflow's content versions")
-    def list_versions(self, backend: Backend, principal: Principal, id: WorkflowId) -> WorkflowVersions:
+    def list_versions(self, backend: BackendDep, principal: PrincipalDep, id: WorkflowId) -> WorkflowVersions:
         versions = backend.history.versions(principal.project_id, id)
         if versions is None:
             raise NotFound(f"no workflow has id {id!r}")
@@ -123,14 +123,14 @@ class WorkflowController(Controller):
 
     @post("/create", sync_to_thread=True, status_code=201, summary="Create a workflow")
     def create_workflow(
-        self, backend: Backend, principal: Principal, data: CreateWorkflow
+        self, backend: BackendDep, principal: PrincipalDep, data: JSONBody[CreateWorkflow]
     ) -> WorkflowDocument:
         saved = backend.workflows.create_workflow(principal.actor, principal.project_id, content_fields(data))
         return answer(backend, saved)
 
     @post("/update", sync_to_thread=True, status_code=200, summary="Update any workflow fields")
     def update_workflow(
-        self, backend: Backend, principal: Principal, data: UpdateWorkflow, if_match: IfMatch = None
+        self, backend: BackendDep, principal: PrincipalDep, data: JSONBody[UpdateWorkflow], if_match: IfMatch = None
     ) -> WorkflowDocument:
         saved = backend.workflows.update_workflow(
             principal.actor,
@@ -143,7 +143,7 @@ class WorkflowController(Controller):
 
     @post("/rename", sync_to_thread=True, status_code=200, summary="Rename a workflow")
     def rename_workflow(
-        self, backend: Backend, principal: Principal, data: RenameWorkflow, if_match: IfMatch = None
+        self, backend: BackendDep, principal: PrincipalDep, data: JSONBody[RenameWorkflow], if_match: IfMatch = None
     ) -> WorkflowDocument:
         saved = backend.workflows.rename_workflow(
             principal.actor,
@@ -156,7 +156,7 @@ class WorkflowController(Controller):
 
     @post("/versions/revert", sync_to_thread=True, status_code=200, summary="Revert to a version")
     def revert_workflow(
-        self, backend: Backend, principal: Principal, data: RevertWorkflow, if_match: IfMatch = None
+        self, backend: BackendDep, principal: PrincipalDep, data: JSONBody[RevertWorkflow], if_match: IfMatch = None
     ) -> WorkflowDocument:
         named = parse_version_id(data.version_id)
         if named is None or named[0] != data.workflow_id:
@@ -173,9 +173,9 @@ class WorkflowController(Controller):
     @post("/duplicate", sync_to_thread=True, status_code=201, summary="Duplicate a workflow")
     def duplicate_workflow(
         self,
-        backend: Backend,
-        principal: Principal,
-        data: DuplicateWorkflow,
+        backend: BackendDep,
+        principal: PrincipalDep,
+        data: JSONBody[DuplicateWorkflow],
         if_match: IfMatch = None,
     ) -> WorkflowDocument:
         saved = backend.workflows.duplicate_workflow(
@@ -190,9 +190,9 @@ class WorkflowController(Controller):
     @post("/delete", sync_to_thread=True, status_code=200, summary="Move a workflow to the trash")
     def delete_workflow(
         self,
-        backend: Backend,
-        principal: Principal,
-        data: WorkflowCommand,
+        backend: BackendDep,
+        principal: PrincipalDep,
+        data: JSONBody[WorkflowCommand],
         if_match: IfMatch = None,
     ) -> WorkflowDocument:
         saved = backend.workflows.delete_workflow(
@@ -206,9 +206,9 @@ class WorkflowController(Controller):
     @post("/restore", sync_to_thread=True, status_code=200, summary="Restore from the trash")
     def restore_workflow(
         self,
-        backend: Backend,
-        principal: Principal,
-        data: WorkflowCommand,
+        backend: BackendDep,
+        principal: PrincipalDep,
+        data: JSONBody[WorkflowCommand],
         if_match: IfMatch = None,
     ) -> WorkflowDocument:
         saved = backend.workflows.restore_workflow(
@@ -222,9 +222,9 @@ class WorkflowController(Controller):
     @post("/permanent-delete", sync_to_thread=True, status_code=200, summary="Erase a workflow")
     def permanently_delete_workflow(
         self,
-        backend: Backend,
-        principal: Principal,
-        data: WorkflowCommand,
+        backend: BackendDep,
+        principal: PrincipalDep,
+        data: JSONBody[WorkflowCommand],
         if_match: IfMatch = None,
     ) -> PermanentlyDeleted:
         saved = backend.workflows.permanently_delete_workflow(
@@ -238,7 +238,7 @@ class WorkflowController(Controller):
 
     @post("/bulk-delete", sync_to_thread=True, status_code=200, summary="Trash many workflows")
     def bulk_delete_workflows(
-        self, backend: Backend, principal: Principal, data: BulkDeleteWorkflows
+        self, backend: BackendDep, principal: PrincipalDep, data: JSONBody[BulkDeleteWorkflows]
     ) -> BulkDeleteResults:
         results, position = backend.workflows.bulk_delete_workflows(
             principal.actor, principal.project_id, data.workflow_ids

@@ -1,0 +1,73 @@
+"""API keys: every /api/v1 route needs a live key, and a key sees only its own project."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from litestar.testing import TestClient
+
+from api.backend import Backend
+from tests.conftest import Api
+
+ROUTES = [
+    ("GET", "/api/v1/workflows/list"),
+    ("GET", "/api/v1/workflows/get?id=x"),
+    ("GET", "/api/v1/workflows/versions?id=x"),
+    ("POST", "/api/v1/workflows/create"),
+    ("POST", "/api/v1/workflows/update"),
+    ("POST", "/api/v1/workflows/bulk-delete"),
+]
+
+
+@pytest.mark.parametrize(
+    "authorization", [None, "", "Bearer", "Basic abc", "Bearer wfs_unknown", "Bearer   "]
+)
+@pytest.mark.parametrize(("method", "path"), ROUTES)
+def test_missing_malformed_or_unknown_keys_are_401(
+    client: TestClient[Any], authorization: str | None, method: str, path: str
+) -> None:
+    headers = {} if authorization is None else {"Authorization": authorization}
+    response = client.request(method, path, headers=headers, json={})
+    assert response.status_code == 401
+    assert response.headers["content-type"] == "application/problem+json"
+    assert response.headers["www-authenticate"] == "Bearer"
+
+
+def test_a_revoked_key_is_401(api: Api, backend: Backend) -> None:
+    assert api.get("/workflows/list").status_code == 200
+    key_id = next(k.key_id for k in backend.accounts.list_keys() if k.project_id == api.project_id)
+    backend.accounts.revoke_key(key_id)
+    assert api.get("/workflows/list").status_code == 401
+
+
+def test_keys_are_stored_hashed(api: Api, backend: Backend) -> None:
+    with backend.database.transaction(commit=False) as tx:
+        rows = tx.execute("SELECT key_hash FROM api_keys").fetchall()
+    assert rows
+    assert all(api.key not in row["key_hash"] for row in rows)
+
+
+def test_a_second_key_acts_in_the_same_project(api: Api, backend: Backend, client: TestClient[Any]) -> None:
+    created = api.create()
+    second = backend.accounts.create_key(api.project_id, "ci")
+    other = Api(client, second.secret, api.project_id)
+    renamed = other.post("/workflows/rename", {"workflowId": created["id"], "name": "by ci"})
+    assert renamed.status_code == 200
+    entry = api.get("/workflows/versions", id=created["id"]).json()["versions"][0]
+    assert entry["actor"] == {"keyId": second.key_id, "keyName": "ci"}
+
+
+def test_projects_never_see_each_other(api: Api, other_api: Api) -> None:
+    mine = api.create("mine")
+    theirs = other_api.create("theirs")
+    assert [i["id"] for i in api.get("/workflows/list").json()["items"]] == [mine["id"]]
+    assert [i["id"] for i in other_api.get("/workflows/list").json()["items"]] == [theirs["id"]]
+
+
+def test_health_ready_and_openapi_need_no_key(client: TestClient[Any]) -> None:
+    assert client.get("/health").json() == {"status": "ok"}
+    ready = client.get("/ready")
+    assert ready.status_code == 200
+    assert ready.json()["status"] == "ready"
+    assert client.get("/schema/openapi.json").status_code == 200

@@ -1,0 +1,175 @@
+"""Every bad input of spec §1–§2 gets its 4xx problem document, and nothing is stored."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import pytest
+
+from tests.conftest import Api
+
+STEP = {"type": "designer", "cliId": "claude"}
+
+
+def assert_nothing_stored(api: Api) -> None:
+    assert api.get("/workflows/list").json()["items"] == []
+
+
+@pytest.mark.parametrize(
+    ("body", "field"),
+    [
+        ({"pipelineSteps": [STEP]}, "name"),
+        ({"name": "", "pipelineSteps": [STEP]}, "name"),
+        ({"name": "   ", "pipelineSteps": [STEP]}, "name"),
+        ({"name": "x" * 201, "pipelineSteps": [STEP]}, "name"),
+        ({"name": 5, "pipelineSteps": [STEP]}, "name"),
+        ({"name": "n"}, "pipelineSteps"),
+        ({"name": "n", "pipelineSteps": [], "personaPipelineSteps": []}, "pipelineSteps"),
+        ({"name": "n", "pipelineSteps": [STEP], "color": "red"}, "color"),
+        ({"name": "n", "pipelineSteps": [{**STEP, "colour": 1}]}, "pipelineSteps[0].colour"),
+        ({"name": "n", "pipelineSteps": [{"cliId": "claude"}]}, "pipelineSteps[0].type"),
+        ({"name": "n", "pipelineSteps": [{"type": ""}]}, "pipelineSteps[0].type"),
+        ({"name": "n", "pipelineSteps": [{"type": "x" * 65}]}, "pipelineSteps[0].type"),
+        ({"name": "n", "pipelineSteps": [{"type": "t", "cliId": 3}]}, "pipelineSteps[0].cliId"),
+        ({"name": "n", "pipelineSteps": [STEP] * 101}, "pipelineSteps"),
+        ({"name": "n", "personaPipelineSteps": [{"cliId": "codex"}]}, "personaPipelineSteps[0].personaId"),
+        ({"name": "n", "personaPipelineSteps": [{"personaId": "p"}] * 101}, "personaPipelineSteps"),
+        ({"name": "n", "pipelineSteps": [STEP], "description": "d" * 10_001}, "description"),
+        ({"name": "n", "pipelineSteps": [STEP], "type": ""}, "type"),
+        ({"name": "n", "pipelineSteps": [STEP], "type": "t" * 65}, "type"),
+        ({"name": "n", "pipelineSteps": [STEP], "maxIterations": 0}, "maxIterations"),
+        ({"name": "n", "pipelineSteps": [STEP], "maxIterations": 101}, "maxIterations"),
+        (
+            {"name": "n", "pipelineSteps": [STEP], "defaultConfig": {"timeoutMs": 999}},
+            "defaultConfig.timeoutMs",
+        ),
+        (
+            {"name": "n", "pipelineSteps": [STEP], "defaultConfig": {"timeoutMs": 86_400_001}},
+            "defaultConfig.timeoutMs",
+        ),
+        (
+            {"name": "n", "pipelineSteps": [STEP], "defaultConfig": {"memoryMb": 127}},
+            "defaultConfig.memoryMb",
+        ),
+        (
+            {"name": "n", "pipelineSteps": [STEP], "defaultConfig": {"memoryMb": 262_145}},
+            "defaultConfig.memoryMb",
+        ),
+        ({"name": "n", "pipelineSteps": [STEP], "defaultConfig": {"cpuCount": 0}}, "defaultConfig.cpuCount"),
+        ({"name": "n", "pipelineSteps": [STEP], "defaultConfig": {"gpu": 1}}, "defaultConfig.gpu"),
+        (
+            {"name": "n", "pipelineSteps": [STEP], "defaultCheckerInstructions": "i" * 100_001},
+            "defaultCheckerInstructions",
+        ),
+        (
+            {"name": "n", "pipelineSteps": [{**STEP, "instructions": "i" * 100_001}]},
+            "pipelineSteps[0].instructions",
+        ),
+        (
+            {"name": "n", "pipelineSteps": [STEP], "workflowGraph": {"nodes": [], "edges": [], "zoom": 1}},
+            "workflowGraph.zoom",
+        ),
+        (
+            {"name": "n", "pipelineSteps": [STEP], "workflowGraph": {"nodes": [{"id": "a"}, {"id": "a"}]}},
+            "workflowGraph.nodes[1].id",
+        ),
+        (
+            {
+                "name": "n",
+                "pipelineSteps": [STEP],
+                "workflowGraph": {
+                    "nodes": [{"id": "a"}],
+                    "edges": [{"id": "e", "source": "a", "target": "z"}],
+                },
+            },
+            "workflowGraph.edges[0].target",
+        ),
+        (
+            {
+                "name": "n",
+                "pipelineSteps": [STEP],
+                "workflowGraph": {"nodes": [{"id": str(i)} for i in range(5001)]},
+            },
+            "workflowGraph.nodes",
+        ),
+    ],
+)
+def test_invalid_creates_name_the_field(api: Api, body: dict[str, Any], field: str) -> None:
+    response = api.post("/workflows/create", body)
+    assert response.status_code == 400, response.text
+    assert response.headers["content-type"] == "application/problem+json"
+    problem = response.json()
+    assert problem["status"] == 400
+    assert {"type", "title", "status", "detail", "errors"} <= set(problem)
+    assert [error["field"] for error in problem["errors"]] == [field]
+    assert "Traceback" not in response.text
+    assert_nothing_stored(api)
+
+
+def test_the_graph_limits_are_5000_nodes_and_20000_edges(api: Api) -> None:
+    nodes = [{"id": str(i)} for i in range(5000)]
+    edges = [{"id": f"e{i}", "source": "0", "target": str(i % 5000)} for i in range(20_000)]
+    created = api.post(
+        "/workflows/create",
+        {"name": "n", "pipelineSteps": [STEP], "workflowGraph": {"nodes": nodes, "edges": edges}},
+    )
+    assert created.status_code == 201
+    too_many = api.post(
+        "/workflows/create",
+        {
+            "name": "n",
+            "pipelineSteps": [STEP],
+            "workflowGraph": {"nodes": nodes, "edges": [*edges, edges[0]]},
+        },
+    )
+    assert too_many.status_code == 400
+    assert too_many.json()["errors"][0]["field"] == "workflowGraph.edges"
+
+
+def test_malformed_json_is_400(api: Api) -> None:
+    response = api.client.post(
+        "/api/v1/workflows/create",
+        content=b'{"name": ',
+        headers={**api.headers, "Content-Type": "application/json"},
+    )
+    assert response.status_code == 400
+    assert response.headers["content-type"] == "application/problem+json"
+    assert_nothing_stored(api)
+
+
+def test_a_body_that_is_not_an_object_is_400(api: Api) -> None:
+    response = api.post("/workflows/create", [1, 2])
+    assert response.status_code == 400
+    assert_nothing_stored(api)
+
+
+def test_a_body_that_is_not_json_is_415(api: Api) -> None:
+    response = api.client.post(
+        "/api/v1/workflows/create",
+        content=b"name=x",
+        headers={**api.headers, "Content-Type": "application/x-www-form-urlencoded"},
+    )
+    assert response.status_code == 415
+    assert response.headers["content-type"] == "application/problem+json"
+    assert_nothing_stored(api)
+
+
+def test_a_body_over_2_mib_is_413(api: Api) -> None:
+    body = json.dumps({"name": "n", "pipelineSteps": [STEP], "description": "d" * (2 * 1024 * 1024)})
+    response = api.client.post(
+        "/api/v1/workflows/create",
+        content=body.encode(),
+        headers={**api.headers, "Content-Type": "application/json"},
+    )
+    assert response.status_code == 413
+    assert response.headers["content-type"] == "application/problem+json"
+    assert_nothing_stored(api)
+
+
+def test_unknown_routes_answer_problem_documents(api: Api) -> None:
+    response = api.get("/workflows/nothing-here")
+    assert response.status_code == 404
+    assert response.headers["content-type"] == "application/problem+json"
+    wrong_method = api.get("/workflows/create")
+    assert wrong_method.status_code == 405
