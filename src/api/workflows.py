@@ -130,7 +130,11 @@ class WorkflowController(Controller):
 
     @post("/update", sync_to_thread=True, status_code=200, summary="Update any workflow fields")
     def update_workflow(
-        self, backend: BackendDep, principal: PrincipalDep, data: JSONBody[UpdateWorkflow], if_match: IfMatch = None
+        self,
+        backend: BackendDep,
+        principal: PrincipalDep,
+        data: JSONBody[UpdateWorkflow],
+        if_match: IfMatch = None,
     ) -> WorkflowDocument:
         saved = backend.workflows.update_workflow(
             principal.actor,
@@ -143,7 +147,11 @@ class WorkflowController(Controller):
 
     @post("/rename", sync_to_thread=True, status_code=200, summary="Rename a workflow")
     def rename_workflow(
-        self, backend: BackendDep, principal: PrincipalDep, data: JSONBody[RenameWorkflow], if_match: IfMatch = None
+        self,
+        backend: BackendDep,
+        principal: PrincipalDep,
+        data: JSONBody[RenameWorkflow],
+        if_match: IfMatch = None,
     ) -> WorkflowDocument:
         saved = backend.workflows.rename_workflow(
             principal.actor,
@@ -156,7 +164,11 @@ class WorkflowController(Controller):
 
     @post("/versions/revert", sync_to_thread=True, status_code=200, summary="Revert to a version")
     def revert_workflow(
-        self, backend: BackendDep, principal: PrincipalDep, data: JSONBody[RevertWorkflow], if_match: IfMatch = None
+        self,
+        backend: BackendDep,
+        principal: PrincipalDep,
+        data: JSONBody[RevertWorkflow],
+        if_match: IfMatch = None,
     ) -> WorkflowDocument:
         named = parse_version_id(data.version_id)
         if named is None or named[0] != data.workflow_id:

@@ -1,4 +1,4 @@
-"""Every bad input of spec §1–§2 gets its 4xx problem document, and nothing is stored."""
+"""Every bad input of spec §1 and §2 gets its 4xx problem document, and nothing is stored."""
 
 from __future__ import annotations
 

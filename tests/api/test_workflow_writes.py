@@ -50,7 +50,8 @@ def test_create_answers_the_full_document_with_defaults(api: Api) -> None:
         "cliTools": ["claude", "codex", "gemini"],
         "cliToolLabels": ["Claude Code", "Codex CLI", "Gemini CLI"],
     }
-    assert document["createdAt"].endswith("Z") and len(document["createdAt"]) == 24
+    assert document["createdAt"].endswith("Z")
+    assert len(document["createdAt"]) == len("2026-11-28T09:15:02.123Z")
     assert api.get("/workflows/get", id=document["id"]).json() == document
 
 
