@@ -70,7 +70,8 @@ def serve_command(args: argparse.Namespace) -> int:
         backend.close()
     if new is not None:
         print(f"Created project 'default' ({new.project_id}). Its API key, shown only once:")
-        print(f"  {new.secret}", flush=True)
+        print(f"  {new.secret}")
+    print(f"Serving http://{args.host}:{args.port} with {args.workers} worker(s)", flush=True)
     uvicorn.run(
         "api.app:create_app_from_env",
         factory=True,

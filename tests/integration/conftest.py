@@ -1,0 +1,79 @@
+"""A real `workflow-service serve` process per test, on the store under test."""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+import httpx
+import pytest
+
+
+@dataclass
+class Server:
+    """A running server and the default project's key it printed on first start."""
+
+    base_url: str
+    key: str | None
+    process: subprocess.Popen[str]
+
+    def client(self) -> httpx.Client:
+        return httpx.Client(
+            base_url=self.base_url, headers={"Authorization": f"Bearer {self.key}"}, timeout=60
+        )
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+def start_server(database_url: str, workers: int = 1) -> Server:
+    port = free_port()
+    process = subprocess.Popen(  # noqa: S603 - our own command
+        [sys.executable, "-m", "api.cli", "serve", "--port", str(port), "--workers", str(workers)],
+        env={**os.environ, "DATABASE_URL": database_url},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
+    )
+    assert process.stdout is not None
+    key = None
+    for line in process.stdout:
+        if line.strip().startswith("wfs_"):
+            key = line.strip()
+        if line.startswith("Serving"):
+            break
+    base_url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        try:
+            if httpx.get(f"{base_url}/ready", timeout=1).status_code == 200:
+                return Server(base_url, key, process)
+        except httpx.TransportError:
+            time.sleep(0.1)
+    process.kill()
+    raise RuntimeError("the server did not become ready")
+
+
+def stop_server(server: Server) -> None:
+    server.process.terminate()
+    try:
+        server.process.wait(timeout=15)
+    except subprocess.TimeoutExpired:
+        server.process.kill()
+
+
+@pytest.fixture
+def server(database_url: str) -> Iterator[Server]:
+    workers = 2 if database_url.startswith("postgresql") else 1
+    running = start_server(database_url, workers=workers)
+    yield running
+    stop_server(running)
