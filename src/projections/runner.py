@@ -88,47 +88,97 @@ class ProjectionRunner:
                 tx.execute(f"DROP TABLE IF EXISTS {table}")
 
     def position(self) -> int:
-        with self.database.transaction(commit=False) as tx:
-            row = tx.execute(self._select_position, (self.application.name,)).fetchone()
-        return int(row["notification_id"]) if row else 0
+        return read_positions(self.database, [self])[self.name]
 
     def catch_up(self, up_to: int | None = None, max_batches: int | None = None) -> int:
         """Apply events until the view has seen `up_to` (default: the head); returns the position."""
-        with self._lock:
-            batches = 0
-            while max_batches is None or batches < max_batches:
-                position = self.position()
-                if up_to is not None and position >= up_to:
-                    return position
-                head = self.application.recorder.max_notification_id() or 0
-                if position >= head:
-                    return position
-                notifications = self.application.recorder.select_notifications(
-                    start=position + 1,
-                    limit=self.batch_size,
-                    stop=head,
-                    topics=self.projection.topics,
-                )
-                full = len(notifications) == self.batch_size
-                new_position = notifications[-1].id if full else head
-                self._apply_batch(position, new_position, notifications)
-                batches += 1
-            return self.position()
+        catch_up(self.application, self.database, [self], self._lock, up_to, max_batches)
+        return self.position()
 
-    def _apply_batch(self, position: int, new_position: int, notifications: Sequence[Notification]) -> None:
-        events = []
-        mapper = self.application.mapper
-        for notification in notifications:
-            try:
-                events.append(mapper.to_domain_event(notification))
-            except ErasedError:
-                continue
-        with self.database.transaction() as tx:
-            moved = tx.execute(self._advance, (new_position, self.application.name, position)).fetchone()
-            if moved is None:
+    def advance(self, tx: Tx, position: int, new_position: int) -> bool:
+        """Move the tracking row, unless another runner moved it first."""
+        row = tx.execute(self._advance, (new_position, self.application.name, position)).fetchone()
+        return row is not None
+
+
+class _Overtaken(Exception):
+    """Another runner advanced a view first: the batch is rolled back and read again."""
+
+
+def read_positions(database: Database, runners: Sequence[ProjectionRunner]) -> dict[str, int]:
+    """Every runner's position, read in one transaction."""
+    positions: dict[str, int] = {}
+    with database.transaction(commit=False) as tx:
+        for runner in runners:
+            row = tx.execute(runner._select_position, (runner.application.name,)).fetchone()
+            positions[runner.name] = int(row["notification_id"]) if row else 0
+    return positions
+
+
+def catch_up(
+    application: Application[UUID],
+    database: Database,
+    runners: Sequence[ProjectionRunner],
+    lock: threading.Lock,
+    up_to: int | None = None,
+    max_batches: int | None = None,
+) -> None:
+    """Bring the runners' views to `up_to` (default: the head), one transaction per batch for all.
+
+    Each event is read and decoded once for every view, and all the views' rows and positions
+    commit together, so a write waits for one commit, not one per read model.
+    """
+    batch_size = min(runner.batch_size for runner in runners)
+    with lock:
+        batches = 0
+        while max_batches is None or batches < max_batches:
+            positions = read_positions(database, runners)
+            if up_to is not None and min(positions.values()) >= up_to:
                 return
-            for event in events:
-                self.projection.apply(event, tx)
+            head = application.recorder.max_notification_id() or 0
+            lagging = [runner for runner in runners if positions[runner.name] < head]
+            if not lagging:
+                return
+            topics = sorted({topic for runner in lagging for topic in runner.projection.topics})
+            if any(not runner.projection.topics for runner in lagging):
+                topics = []
+            notifications = application.recorder.select_notifications(
+                start=min(positions[runner.name] for runner in lagging) + 1,
+                limit=batch_size,
+                stop=head,
+                topics=topics,
+            )
+            full = len(notifications) == batch_size
+            new_position = notifications[-1].id if full else head
+            events = _decode(application, notifications)
+            try:
+                with database.transaction() as tx:
+                    for runner in lagging:
+                        position = positions[runner.name]
+                        if not runner.advance(tx, position, new_position):
+                            raise _Overtaken
+                        wanted = runner.projection.topics
+                        for notification_id, topic, event in events:
+                            if notification_id > position and (not wanted or topic in wanted):
+                                runner.projection.apply(event, tx)
+            except _Overtaken:
+                continue
+            batches += 1
+
+
+def _decode(
+    application: Application[UUID], notifications: Sequence[Notification]
+) -> list[tuple[int, str, object]]:
+    """Notifications as domain events; an erased workflow's content events are skipped."""
+    events: list[tuple[int, str, object]] = []
+    for notification in notifications:
+        try:
+            events.append(
+                (notification.id, notification.topic, application.mapper.to_domain_event(notification))
+            )
+        except ErasedError:
+            continue
+    return events
 
 
 class Projector:
@@ -137,7 +187,10 @@ class Projector:
     def __init__(
         self, application: Application[UUID], database: Database, projections: Sequence[Projection]
     ) -> None:
+        self.application = application
+        self.database = database
         self.runners = [ProjectionRunner(application, database, p) for p in projections]
+        self._lock = threading.Lock()
 
     def create_tables(self) -> None:
         for runner in self.runners:
@@ -145,11 +198,10 @@ class Projector:
 
     def catch_up(self, up_to: int | None = None) -> None:
         """Return once every view has applied every event up to `up_to` (default: the head)."""
-        for runner in self.runners:
-            runner.catch_up(up_to)
+        catch_up(self.application, self.database, self.runners, self._lock, up_to)
 
     def positions(self) -> dict[str, int]:
-        return {runner.name: runner.position() for runner in self.runners}
+        return read_positions(self.database, self.runners)
 
     def runner(self, name: str) -> ProjectionRunner:
         for runner in self.runners:
