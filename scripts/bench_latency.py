@@ -60,7 +60,10 @@ def server(database_url: str) -> Iterator[tuple[str, str]]:
         yield base, key
     finally:
         process.terminate()
-        process.wait(timeout=15)
+        try:
+            process.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            process.kill()
 
 
 def timed(call: Callable[[], httpx.Response], count: int) -> list[float]:
@@ -82,7 +85,7 @@ def describe(samples: list[float]) -> str:
 def bench_store(label: str, database_url: str, requests: int) -> None:
     with (
         server(database_url) as (base, key),
-        httpx.Client(base_url=base, headers={"Authorization": f"Bearer {key}"}) as client,
+        httpx.Client(base_url=base, headers={"Authorization": f"Bearer {key}"}, timeout=60) as client,
     ):
         timed(lambda: client.get("/health"), 50)
         health = timed(lambda: client.get("/health"), requests)
