@@ -7,16 +7,21 @@ from typing import Any
 from litestar import Litestar, Request, Router, get
 from litestar.datastructures import State
 from litestar.di import Provide
+from litestar.exceptions import ServiceUnavailableException
 from litestar.openapi import OpenAPIConfig
 from litestar.openapi.plugins import JsonRenderPlugin
 from litestar.openapi.spec import Components, SecurityScheme
 from msgspec import Struct
 
+from api.analytics import WorkflowAnalyticsController
 from api.auth import provide_backend, provide_principal
 from api.backend import Backend
 from api.errors import EXCEPTION_HANDLERS, UnsupportedMediaType
+from api.files import FileController, upload
+from api.runs import RunController, WorkflowRunsController
 from api.settings import MAX_BODY_BYTES, Settings
 from api.workflows import WorkflowController
+from projections.runner import Follower
 
 READY_LAG_BOUND = 1000
 """How many events a read model may trail the store by while the service still calls itself ready."""
@@ -44,8 +49,6 @@ def ready(state: State) -> Readiness:
     positions = backend.projector.positions()
     lagging = any(head - position > READY_LAG_BOUND for position in positions.values())
     if lagging:
-        from litestar.exceptions import ServiceUnavailableException
-
         raise ServiceUnavailableException("read models are catching up")
     return Readiness(status="ready", head=head, projections=positions)
 
@@ -61,23 +64,33 @@ def create_app(settings: Settings | None = None, backend: Backend | None = None)
     owned = backend is None
     backend = backend or Backend(settings or Settings.from_env())
 
+    follower = Follower(backend.projector)
+
     def close_backend() -> None:
+        follower.stop()
         if owned:
             backend.close()
 
     api_v1 = Router(
         path="/api/v1",
-        route_handlers=[WorkflowController],
+        route_handlers=[
+            WorkflowController,
+            WorkflowRunsController,
+            WorkflowAnalyticsController,
+            RunController,
+            FileController,
+        ],
         dependencies={"principal": Provide(provide_principal, sync_to_thread=False)},
         before_request=require_json,
         security=[{"apiKey": []}],
     )
     return Litestar(
-        route_handlers=[health, ready, api_v1],
+        route_handlers=[health, ready, api_v1, upload],
         dependencies={"backend": Provide(provide_backend, sync_to_thread=False)},
         exception_handlers=EXCEPTION_HANDLERS,
         state=State({"backend": backend}),
         request_max_body_size=MAX_BODY_BYTES,
+        on_startup=[follower.start],
         on_shutdown=[close_backend],
         openapi_config=OpenAPIConfig(
             title="Workflow Service",

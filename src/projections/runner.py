@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import threading
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
@@ -15,6 +16,8 @@ from domain.database import Database, Tx
 from domain.sealing import ErasedError
 
 BATCH_SIZE = 500
+
+log = logging.getLogger(__name__)
 
 
 class Projection(ABC):
@@ -208,3 +211,28 @@ class Projector:
             if runner.name == name:
                 return runner
         raise KeyError(name)
+
+
+class Follower:
+    """Keeps the read models following events written elsewhere (scripts, imports, other hosts)."""
+
+    def __init__(self, projector: Projector, interval: float = 1.0) -> None:
+        self.projector = projector
+        self.interval = interval
+        self._stopped = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="projection-follower", daemon=True)
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stopped.set()
+        if self._thread.is_alive():
+            self._thread.join(timeout=10)
+
+    def _run(self) -> None:
+        while not self._stopped.wait(self.interval):
+            try:
+                self.projector.catch_up()
+            except Exception:
+                log.exception("catching up the read models failed; retrying")

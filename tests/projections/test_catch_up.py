@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 import pytest
@@ -120,3 +121,17 @@ def test_two_runners_on_one_view_apply_each_batch_once(database_url: str) -> Non
     finally:
         first.close()
         second.close()
+
+
+def test_the_app_follows_events_written_by_other_writers(backend: Backend, api: Any) -> None:
+    """Events saved outside the HTTP path (scripts, other hosts) reach the read models unprompted."""
+    saved = backend.workflows.create_workflow(
+        ACTOR, api.project_id, {"name": "from a script", "pipelineSteps": STEPS}
+    )
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        items = api.get("/workflows/list").json()["items"]
+        if items:
+            break
+        time.sleep(0.1)
+    assert [item["id"] for item in items] == [str(saved.workflow.id)]
