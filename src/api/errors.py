@@ -8,6 +8,7 @@ from typing import Any
 
 from litestar import Request, Response
 from litestar.exceptions import HTTPException, NotAuthorizedException, ValidationException
+from litestar.openapi.datastructures import ResponseSpec
 from msgspec import UNSET, Struct, UnsetType
 
 from domain.errors import Conflict, DomainError, InvalidInput, NotFound, VersionConflict
@@ -50,6 +51,23 @@ TITLES = {
     429: ("rate-limited", "Too many requests"),
     500: ("internal-error", "Internal error"),
 }
+
+
+def problem_responses(*statuses: int) -> dict[int, ResponseSpec]:
+    """OpenAPI entries for the problem documents a route can answer."""
+    return {
+        status: ResponseSpec(
+            data_container=Problem,
+            media_type=PROBLEM_MEDIA_TYPE,
+            description=TITLES[status][1],
+            generate_examples=False,
+        )
+        for status in statuses
+    }
+
+
+READ_ERRORS = problem_responses(400, 401, 404)
+WRITE_ERRORS = problem_responses(400, 401, 404, 409, 413, 415)
 
 
 class UnsupportedMediaType(HTTPException):

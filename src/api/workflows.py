@@ -9,6 +9,7 @@ from litestar import Controller, Response, get, post
 from litestar.params import HeaderParameter, JSONBody, QueryParameter
 
 from api.auth import BackendDep, PrincipalDep
+from api.errors import READ_ERRORS, WRITE_ERRORS
 from api.schemas import (
     BulkDeleteResult,
     BulkDeleteResults,
@@ -73,7 +74,7 @@ class WorkflowController(Controller):
     path = "/workflows"
     tags = ["workflows"]
 
-    @get("/list", sync_to_thread=True, summary="List workflows (or the trash)")
+    @get("/list", sync_to_thread=True, responses=READ_ERRORS, summary="List workflows (or the trash)")
     def list_workflows(
         self,
         backend: BackendDep,
@@ -95,7 +96,7 @@ class WorkflowController(Controller):
         )
         return WorkflowPage(items=items, next_cursor=next_cursor, has_more=last is not None)
 
-    @get("/get", sync_to_thread=True, summary="Get a workflow, now or at a version")
+    @get("/get", sync_to_thread=True, responses=READ_ERRORS, summary="Get a workflow, now or at a version")
     def get_workflow(
         self,
         backend: BackendDep,
@@ -114,21 +115,31 @@ class WorkflowController(Controller):
             raise NotFound(f"no workflow has id {id!r}" + (f" at version {version}" if version else ""))
         return Response(document, headers={"ETag": f'"{document.version}"'})
 
-    @get("/versions", sync_to_thread=True, summary="List a workflow's content versions")
+    @get(
+        "/versions", sync_to_thread=True, responses=READ_ERRORS, summary="List a workflow's content versions"
+    )
     def list_versions(self, backend: BackendDep, principal: PrincipalDep, id: WorkflowId) -> WorkflowVersions:
         versions = backend.history.versions(principal.project_id, id)
         if versions is None:
             raise NotFound(f"no workflow has id {id!r}")
         return versions
 
-    @post("/create", sync_to_thread=True, status_code=201, summary="Create a workflow")
+    @post(
+        "/create", sync_to_thread=True, responses=WRITE_ERRORS, status_code=201, summary="Create a workflow"
+    )
     def create_workflow(
         self, backend: BackendDep, principal: PrincipalDep, data: JSONBody[CreateWorkflow]
     ) -> WorkflowDocument:
         saved = backend.workflows.create_workflow(principal.actor, principal.project_id, content_fields(data))
         return answer(backend, saved)
 
-    @post("/update", sync_to_thread=True, status_code=200, summary="Update any workflow fields")
+    @post(
+        "/update",
+        sync_to_thread=True,
+        responses=WRITE_ERRORS,
+        status_code=200,
+        summary="Update any workflow fields",
+    )
     def update_workflow(
         self,
         backend: BackendDep,
@@ -145,7 +156,9 @@ class WorkflowController(Controller):
         )
         return answer(backend, saved)
 
-    @post("/rename", sync_to_thread=True, status_code=200, summary="Rename a workflow")
+    @post(
+        "/rename", sync_to_thread=True, responses=WRITE_ERRORS, status_code=200, summary="Rename a workflow"
+    )
     def rename_workflow(
         self,
         backend: BackendDep,
@@ -162,7 +175,13 @@ class WorkflowController(Controller):
         )
         return answer(backend, saved)
 
-    @post("/versions/revert", sync_to_thread=True, status_code=200, summary="Revert to a version")
+    @post(
+        "/versions/revert",
+        sync_to_thread=True,
+        responses=WRITE_ERRORS,
+        status_code=200,
+        summary="Revert to a version",
+    )
     def revert_workflow(
         self,
         backend: BackendDep,
@@ -182,7 +201,13 @@ class WorkflowController(Controller):
         )
         return answer(backend, saved)
 
-    @post("/duplicate", sync_to_thread=True, status_code=201, summary="Duplicate a workflow")
+    @post(
+        "/duplicate",
+        sync_to_thread=True,
+        responses=WRITE_ERRORS,
+        status_code=201,
+        summary="Duplicate a workflow",
+    )
     def duplicate_workflow(
         self,
         backend: BackendDep,
@@ -199,7 +224,13 @@ class WorkflowController(Controller):
         )
         return answer(backend, saved)
 
-    @post("/delete", sync_to_thread=True, status_code=200, summary="Move a workflow to the trash")
+    @post(
+        "/delete",
+        sync_to_thread=True,
+        responses=WRITE_ERRORS,
+        status_code=200,
+        summary="Move a workflow to the trash",
+    )
     def delete_workflow(
         self,
         backend: BackendDep,
@@ -215,7 +246,13 @@ class WorkflowController(Controller):
         )
         return answer(backend, saved)
 
-    @post("/restore", sync_to_thread=True, status_code=200, summary="Restore from the trash")
+    @post(
+        "/restore",
+        sync_to_thread=True,
+        responses=WRITE_ERRORS,
+        status_code=200,
+        summary="Restore from the trash",
+    )
     def restore_workflow(
         self,
         backend: BackendDep,
@@ -231,7 +268,13 @@ class WorkflowController(Controller):
         )
         return answer(backend, saved)
 
-    @post("/permanent-delete", sync_to_thread=True, status_code=200, summary="Erase a workflow")
+    @post(
+        "/permanent-delete",
+        sync_to_thread=True,
+        responses=WRITE_ERRORS,
+        status_code=200,
+        summary="Erase a workflow",
+    )
     def permanently_delete_workflow(
         self,
         backend: BackendDep,
@@ -248,7 +291,13 @@ class WorkflowController(Controller):
         backend.settle(saved.position)
         return PermanentlyDeleted(workflow_id=data.workflow_id)
 
-    @post("/bulk-delete", sync_to_thread=True, status_code=200, summary="Trash many workflows")
+    @post(
+        "/bulk-delete",
+        sync_to_thread=True,
+        responses=WRITE_ERRORS,
+        status_code=200,
+        summary="Trash many workflows",
+    )
     def bulk_delete_workflows(
         self, backend: BackendDep, principal: PrincipalDep, data: JSONBody[BulkDeleteWorkflows]
     ) -> BulkDeleteResults:

@@ -22,6 +22,9 @@ def test_every_workflow_route_has_schemas(client: TestClient[Any]) -> None:
         assert "$ref" in body_schema, name
         success = next(code for code in operation["responses"] if code.startswith("2"))
         assert "$ref" in operation["responses"][success]["content"]["application/json"]["schema"], name
+        for status in ("400", "401", "404", "409"):
+            problem = operation["responses"][status]["content"]["application/problem+json"]["schema"]
+            assert problem == {"$ref": "#/components/schemas/Problem"}, (name, status)
     for name in WORKFLOW_READS:
         operation = paths[f"/api/v1/workflows/{name}"]["get"]
         assert "$ref" in operation["responses"]["200"]["content"]["application/json"]["schema"], name
