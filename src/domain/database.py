@@ -14,6 +14,9 @@ DEFAULT_DATABASE_URL = "sqlite:///workflow-service.db"
 
 Dialect = Literal["sqlite", "postgres"]
 
+SCHEMA_LOCK_KEY = 7310431
+"""The PostgreSQL advisory lock that serialises table creation between processes."""
+
 
 @dataclass(frozen=True)
 class StoreConfig:
@@ -100,9 +103,23 @@ class Database:
         return " FOR UPDATE" if self.dialect == "postgres" else ""
 
     def run_ddl(self, statements: Sequence[str]) -> None:
-        """Run CREATE statements once, serialised across processes on PostgreSQL."""
+        """Run CREATE statements in one transaction; call it inside `schema_lock()`."""
         with self.transaction() as tx:
-            if self.dialect == "postgres":
-                tx.execute("SELECT pg_advisory_xact_lock(7310431)")
             for statement in statements:
                 tx.execute(statement)
+
+    @contextmanager
+    def schema_lock(self) -> Iterator[None]:
+        """Serialise schema changes between processes (an advisory lock on PostgreSQL).
+
+        SQLite needs none: its writers are serialised by the database file itself.
+        """
+        if self.dialect != "postgres":
+            yield
+            return
+        with self.datastore.get_connection() as connection:
+            connection.execute("SELECT pg_advisory_lock(%s)", (SCHEMA_LOCK_KEY,))
+            try:
+                yield
+            finally:
+                connection.execute("SELECT pg_advisory_unlock(%s)", (SCHEMA_LOCK_KEY,))

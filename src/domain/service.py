@@ -43,6 +43,11 @@ class WorkflowService(Application[UUID]):
         self.data_keys = DataKeys(self.database)
         return SealingMapper(transcoder=self.construct_transcoder(), keys=self.data_keys)
 
+    def create_event_tables(self) -> None:
+        """Create the event store's tables; both of the library's recorders can, though not by type."""
+        recorder: Any = self.recorder
+        recorder.create_table()
+
     def create_workflow(self, actor: Actor, project_id: str, content: Content) -> Saved:
         workflow = Workflow.create(project_id, actor, content)
         return Saved(workflow, self._position(self.save(workflow)))
