@@ -104,13 +104,11 @@ class WorkflowController(Controller):
         id: WorkflowId,
         version: Annotated[int | None, QueryParameter(ge=1)] = None,
     ) -> Response[WorkflowDocument]:
+        """Soft-deleted workflows too; `version=N` answers the document as saved at version N."""
         if version is None:
             document = backend.summaries.get(principal.project_id, id)
         else:
             document = backend.history.document(principal.project_id, id, version)
-            if document is not None:
-                current = backend.summaries.get(principal.project_id, id)
-                document.deleted_at = None if current is None else current.deleted_at
         if document is None:
             raise NotFound(f"no workflow has id {id!r}" + (f" at version {version}" if version else ""))
         return Response(document, headers={"ETag": f'"{document.version}"'})
