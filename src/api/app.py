@@ -80,7 +80,7 @@ def create_app(settings: Settings | None = None, backend: Backend | None = None)
             RunController,
             FileController,
         ],
-        dependencies={"principal": Provide(provide_principal, sync_to_thread=False)},
+        dependencies={"principal": Provide(provide_principal, sync_to_thread=True)},
         before_request=require_json,
         security=[{"apiKey": []}],
     )

@@ -24,7 +24,10 @@ def provide_backend(state: State) -> Backend:
 
 
 def provide_principal(request: Request[Any, Any, Any], state: State) -> Principal:
-    """The key's principal; a missing, malformed, unknown or revoked key is 401."""
+    """The key's principal; a missing, malformed, unknown or revoked key is 401.
+
+    It runs in a worker thread: the key lookup is I/O and must not stall the event loop.
+    """
     header = request.headers.get("authorization", "")
     scheme, _, secret = header.partition(" ")
     if scheme.lower() != "bearer" or not secret.strip():
