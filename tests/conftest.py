@@ -54,8 +54,8 @@ def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
 
 
 @pytest.fixture
-def backend(database_url: str) -> Iterator[Backend]:
-    backend = Backend(Settings(database_url=database_url))
+def backend(database_url: str, tmp_path: Path) -> Iterator[Backend]:
+    backend = Backend(Settings(database_url=database_url, files_dir=tmp_path / "files"))
     yield backend
     backend.close()
 
@@ -73,9 +73,7 @@ class Api:
         return self.client.get(f"/api/v1{path}", params=params, headers=self.headers)
 
     def post(self, path: str, body: Any = None, headers: dict[str, str] | None = None) -> Any:
-        return self.client.post(
-            f"/api/v1{path}", json=body, headers={**self.headers, **(headers or {})}
-        )
+        return self.client.post(f"/api/v1{path}", json=body, headers={**self.headers, **(headers or {})})
 
     def create(self, name: str = "Release hardening", **fields: Any) -> dict[str, Any]:
         body = {"name": name, "pipelineSteps": [{"type": "designer", "cliId": "claude"}], **fields}
