@@ -122,6 +122,8 @@ def field_error(item: dict[str, Any]) -> FieldError:
     """Turn one of Litestar's validation messages into a field path and a plain message."""
     message = str(item.get("message", "invalid value"))
     path = str(item.get("key") or "")
+    if message == repr(path):  # Litestar's word for a body that is not there at all
+        message = "a JSON body is required"
     if path == "data":
         path = ""
     for pattern in (_UNKNOWN_FIELD, _MISSING_FIELD):

@@ -173,3 +173,11 @@ def test_unknown_routes_answer_problem_documents(api: Api) -> None:
     assert response.headers["content-type"] == "application/problem+json"
     wrong_method = api.get("/workflows/create")
     assert wrong_method.status_code == 405
+
+
+def test_an_empty_body_is_400_with_a_plain_message(api: Api) -> None:
+    response = api.client.post(
+        "/api/v1/workflows/create", content=b"", headers={**api.headers, "Content-Type": "application/json"}
+    )
+    assert response.status_code == 400
+    assert response.json()["errors"] == [{"field": "body", "message": "a JSON body is required"}]
