@@ -158,6 +158,8 @@ def catch_up(
                 with database.transaction() as tx:
                     for runner in lagging:
                         position = positions[runner.name]
+                        if position >= new_position:
+                            continue  # ahead of this batch, e.g. while another view is rebuilt
                         if not runner.advance(tx, position, new_position):
                             raise _Overtaken
                         wanted = runner.projection.topics
