@@ -9,6 +9,8 @@ from typing import Any
 import pytest
 
 from api.backend import Backend
+from domain.run import run_number_claim_id
+from tests.api.test_files import PNG, send, upload_url
 from tests.conftest import Api
 
 RUN_FIELDS = {
@@ -366,7 +368,9 @@ def test_another_projects_run_is_404_everywhere(api: Api, other_api: Api) -> Non
 
 def test_unknown_run_ids_are_404(api: Api) -> None:
     workflow = api.create()
-    for run_id in ("nope", "00000000-0000-4000-8000-000000000000", workflow["id"]):
+    start(api, workflow["id"])
+    claim = str(run_number_claim_id(api.project_id, 1))
+    for run_id in ("nope", "00000000-0000-4000-8000-000000000000", workflow["id"], claim):
         assert api.get("/runs/get", id=run_id).status_code == 404
         assert report(api, run_id, "running").status_code == 404
         assert api.post("/runs/cancel", {"runId": run_id}).status_code == 404
@@ -468,3 +472,37 @@ def test_twenty_simultaneous_starts_get_consecutive_numbers(api: Api) -> None:
     assert sorted(item["runNumber"] for item in listed) == numbers
     by_created = sorted(listed, key=lambda item: (item["createdAt"], item["runNumber"]))
     assert [item["runNumber"] for item in by_created] == numbers
+
+
+def uploaded_image(api: Api) -> str:
+    response = send(api.client, upload_url(api), PNG)
+    assert response.status_code == 200, response.text
+    storage_id: str = response.json()["storageId"]
+    return storage_id
+
+
+def test_reference_images_of_this_project_are_kept_on_the_run(api: Api) -> None:
+    image = uploaded_image(api)
+    run = start(api, api.create()["id"], referenceImageIds=[image])
+    assert run["referenceImageIds"] == [image]
+    assert api.get("/runs/get", id=run["id"]).json()["referenceImageIds"] == [image]
+
+
+def test_unknown_or_foreign_reference_images_are_400_and_store_nothing(
+    api: Api, other_api: Api, backend: Backend
+) -> None:
+    workflow = api.create()
+    ours = uploaded_image(api)
+    theirs = uploaded_image(other_api)
+    position = head(backend)
+    for ids, field in (
+        (["no-such-file"], "referenceImageIds[0]"),
+        ([ours, theirs], "referenceImageIds[1]"),
+    ):
+        response = api.post(
+            "/runs/start", {"workflowId": workflow["id"], "prompt": "go", "referenceImageIds": ids}
+        )
+        assert response.status_code == 400, response.text
+        assert problem_field(response) == field
+    assert head(backend) == position
+    assert api.get("/workflows/runs", id=workflow["id"]).json()["items"] == []

@@ -52,9 +52,7 @@ def test_create_needs_at_least_one_step() -> None:
 
 
 def test_persona_steps_alone_are_enough() -> None:
-    workflow = Workflow.create(
-        "p1", ALICE, {"name": "R", "personaPipelineSteps": [{"personaId": "p"}]}
-    )
+    workflow = Workflow.create("p1", ALICE, {"name": "R", "personaPipelineSteps": [{"personaId": "p"}]})
     assert workflow.content["pipelineSteps"] == []
 
 
