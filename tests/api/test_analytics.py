@@ -310,6 +310,8 @@ def test_related_counts_distinct_runs_fills_names_and_lists_recent_first(api: Ap
         "running",
         links={"personas": [{"id": "p-alice"}], "issues": [{"id": "ISS-1", "name": "Flaky test"}]},
     )
+    unnamed = api.get("/workflows/related", id=workflow["id"]).json()["personas"]
+    assert unnamed == [{"id": "p-alice", "name": None, "runCount": 1, "lastRunAt": first["createdAt"]}]
     report(api, first["id"], "succeeded", links={"personas": [{"id": "p-alice", "name": "Alice"}]})
     second = start(api, workflow["id"])
     report(
@@ -325,16 +327,21 @@ def test_related_counts_distinct_runs_fills_names_and_lists_recent_first(api: Ap
     assert answer == {
         "workflowId": workflow["id"],
         "personas": [
-            {"id": "p-alice", "name": None, "runCount": 2, "lastRunAt": second["createdAt"]},
+            {"id": "p-alice", "name": "Alice", "runCount": 2, "lastRunAt": second["createdAt"]},
             {"id": "p-bob", "name": "Bob", "runCount": 1, "lastRunAt": second["createdAt"]},
         ],
         "issues": [{"id": "ISS-1", "name": "Flaky test", "runCount": 1, "lastRunAt": first["createdAt"]}],
         "learningVersions": [{"id": "lv-3", "name": None, "runCount": 1, "lastRunAt": second["createdAt"]}],
     }
     third = start(api, workflow["id"])
-    report(api, third["id"], "running", links={"personas": [{"id": "p-alice", "name": "Alice"}]})
+    report(
+        api, third["id"], "running", links={"personas": [{"id": "p-alice"}, {"id": "p-bob", "name": "Rob"}]}
+    )
     personas = api.get("/workflows/related", id=workflow["id"]).json()["personas"]
-    assert personas[0] == {"id": "p-alice", "name": "Alice", "runCount": 3, "lastRunAt": third["createdAt"]}
+    assert personas == [
+        {"id": "p-alice", "name": "Alice", "runCount": 3, "lastRunAt": third["createdAt"]},
+        {"id": "p-bob", "name": "Rob", "runCount": 2, "lastRunAt": third["createdAt"]},
+    ]
     pin(backend, datetime.now(UTC))
     assert analytics(api, workflow["id"])["related"] == {"personas": 2, "issues": 1, "learningVersions": 1}
 

@@ -1,0 +1,442 @@
+"""The analytics read model: per workflow per UTC day of a run's createdAt, what the Analytics tab sums.
+
+A run is counted on the day it was created, under its current status: when its status changes,
+its count moves between statuses on that same day (the projection keeps a small per-run state row
+to know where). A day's duration histogram is one small JSON list in its row, so an answer
+reads one row per day (plus a few cost rows per day) and costs O(days), never O(runs).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import UTC, date, datetime, time, timedelta
+from typing import Any
+
+import msgspec
+from eventsourcing.dispatch import singledispatchmethod
+from eventsourcing.utils import get_topic
+from msgspec import Struct
+
+from domain.database import Database, Tx
+from domain.run import FINISHED, STATUSES, Run
+from domain.workflow import Workflow
+from projections.analytics_buckets import (
+    Counts,
+    DayStats,
+    Granularity,
+    duration_bucket,
+    from_dense,
+    merge_dense,
+    p95_ms,
+    sum_by_bucket,
+    to_dense,
+    total,
+    window,
+)
+from projections.documents import iso_ms
+from projections.runner import Projection
+
+EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+COST_DIGITS = 10
+"""Dollar sums are rounded to this many decimals, so float drift never shows on the wire."""
+
+
+def epoch_ms(moment: datetime) -> int:
+    """Exact whole milliseconds since the epoch (no float rounding), as the wire timestamps show them."""
+    return (moment - EPOCH) // timedelta(milliseconds=1)
+
+
+def utc_day(moment: datetime) -> int:
+    """The proleptic ordinal of the UTC calendar day of a moment: the day key of every row."""
+    return moment.astimezone(UTC).date().toordinal()
+
+
+class Kpis(Struct, rename="camel"):
+    """The window's totals; averages and p95 are over finished runs."""
+
+    total_runs: int
+    succeeded_runs: int
+    failed_runs: int
+    cancelled_runs: int
+    active_runs: int
+    success_rate: float | None
+    total_cost_usd: float
+    avg_cost_usd: float | None
+    avg_duration_ms: int | None
+    p95_duration_ms: int | None
+
+
+class CostBreakdownEntry(Struct, rename="camel"):
+    """What one model on one CLI cost over the window, and how many runs used it."""
+
+    model: str
+    cli_id: str
+    cost_usd: float
+    runs: int
+
+
+class SuccessRatePoint(Struct, rename="camel"):
+    bucket_start: str
+    runs: int
+    succeeded: int
+    success_rate: float | None
+
+
+class RunsOverTimePoint(Struct, rename="camel"):
+    bucket_start: str
+    total: int
+    succeeded: int
+    failed: int
+    cancelled: int
+
+
+class RelatedCounts(Struct, rename="camel"):
+    personas: int
+    issues: int
+    learning_versions: int
+
+
+class AnalyticsAnswer(Struct, rename="camel"):
+    """The Analytics tab of one workflow over a window."""
+
+    workflow_id: str
+    days: int
+    granularity: str
+    from_: str = msgspec.field(name="from")
+    to: str
+    kpis: Kpis
+    cost_breakdown: list[CostBreakdownEntry]
+    success_rate_series: list[SuccessRatePoint]
+    runs_over_time: list[RunsOverTimePoint]
+    related: RelatedCounts
+
+
+DAILY_COLUMNS = (
+    "queued",
+    "running",
+    "succeeded",
+    "failed",
+    "cancelled",
+    "cost_usd",
+    "finished_cost_usd",
+    "duration_sum_ms",
+    "max_duration_ms",
+)
+ADD_TO_DAY = (
+    "INSERT INTO analytics_daily (workflow_id, day, queued, running, succeeded, failed, cancelled,"
+    " cost_usd, finished_cost_usd, duration_sum_ms, max_duration_ms)"
+    " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+    " ON CONFLICT (workflow_id, day) DO UPDATE SET"
+    " queued = analytics_daily.queued + excluded.queued,"
+    " running = analytics_daily.running + excluded.running,"
+    " succeeded = analytics_daily.succeeded + excluded.succeeded,"
+    " failed = analytics_daily.failed + excluded.failed,"
+    " cancelled = analytics_daily.cancelled + excluded.cancelled,"
+    " cost_usd = analytics_daily.cost_usd + excluded.cost_usd,"
+    " finished_cost_usd = analytics_daily.finished_cost_usd + excluded.finished_cost_usd,"
+    " duration_sum_ms = analytics_daily.duration_sum_ms + excluded.duration_sum_ms,"
+    " max_duration_ms = CASE WHEN excluded.max_duration_ms > analytics_daily.max_duration_ms"
+    " THEN excluded.max_duration_ms ELSE analytics_daily.max_duration_ms END"
+)
+ADD_COST = (
+    "INSERT INTO analytics_cost (workflow_id, day, model, cli_id, cost_usd, runs) VALUES (?, ?, ?, ?, ?, ?)"
+    " ON CONFLICT (workflow_id, day, model, cli_id) DO UPDATE SET"
+    " cost_usd = analytics_cost.cost_usd + excluded.cost_usd, runs = analytics_cost.runs + excluded.runs"
+)
+encode_histogram = msgspec.json.Encoder().encode
+decode_histogram = msgspec.json.Decoder(list[int]).decode
+
+
+class AnalyticsProjection(Projection):
+    """Keeps per-day counts, costs and duration histograms of every workflow's runs."""
+
+    name = "analytics"
+    tables = (
+        "analytics_daily",
+        "analytics_cost",
+        "analytics_run_state",
+        "analytics_run_models",
+    )
+    topics = tuple(
+        get_topic(cls) for cls in (Run.Started, Run.Reported, Run.Cancelled, Workflow.PermanentlyDeleted)
+    )
+    ddl = (
+        "CREATE TABLE IF NOT EXISTS analytics_daily ("
+        " workflow_id TEXT NOT NULL, day INTEGER NOT NULL,"
+        " queued INTEGER NOT NULL, running INTEGER NOT NULL, succeeded INTEGER NOT NULL,"
+        " failed INTEGER NOT NULL, cancelled INTEGER NOT NULL, cost_usd DOUBLE PRECISION NOT NULL,"
+        " finished_cost_usd DOUBLE PRECISION NOT NULL, duration_sum_ms BIGINT NOT NULL,"
+        " max_duration_ms BIGINT NOT NULL, durations TEXT NOT NULL DEFAULT '[]',"
+        " PRIMARY KEY (workflow_id, day))",
+        "CREATE TABLE IF NOT EXISTS analytics_cost ("
+        " workflow_id TEXT NOT NULL, day INTEGER NOT NULL, model TEXT NOT NULL, cli_id TEXT NOT NULL,"
+        " cost_usd DOUBLE PRECISION NOT NULL, runs INTEGER NOT NULL,"
+        " PRIMARY KEY (workflow_id, day, model, cli_id))",
+        "CREATE TABLE IF NOT EXISTS analytics_run_state ("
+        " run_id TEXT PRIMARY KEY, workflow_id TEXT NOT NULL, day INTEGER NOT NULL, status TEXT NOT NULL,"
+        " created_ms BIGINT NOT NULL, started_ms BIGINT, cost_usd DOUBLE PRECISION NOT NULL)",
+        "CREATE INDEX IF NOT EXISTS analytics_run_state_workflow ON analytics_run_state (workflow_id)",
+        "CREATE TABLE IF NOT EXISTS analytics_run_models ("
+        " run_id TEXT NOT NULL, model TEXT NOT NULL, cli_id TEXT NOT NULL, workflow_id TEXT NOT NULL,"
+        " PRIMARY KEY (run_id, model, cli_id))",
+        "CREATE INDEX IF NOT EXISTS analytics_run_models_workflow ON analytics_run_models (workflow_id)",
+    )
+
+    @singledispatchmethod
+    def apply(self, event: object, tx: Tx) -> None:
+        """Events without a rule here change nothing."""
+
+    @apply.register
+    def _started(self, event: Run.Started, tx: Tx) -> None:
+        run_id = str(event.originator_id)
+        day = utc_day(event.timestamp)
+        inserted = tx.execute(
+            "INSERT INTO analytics_run_state (run_id, workflow_id, day, status, created_ms, started_ms,"
+            " cost_usd) VALUES (?, ?, ?, 'queued', ?, NULL, 0) ON CONFLICT (run_id) DO NOTHING"
+            " RETURNING run_id",
+            (run_id, event.workflow_id, day, epoch_ms(event.timestamp)),
+        ).fetchone()
+        if inserted is not None:
+            self._add_to_day(tx, event.workflow_id, day, queued=1)
+
+    @apply.register
+    def _reported(self, event: Run.Reported, tx: Tx) -> None:
+        state = self._state(tx, str(event.originator_id))
+        if state is None:
+            return
+        if event.cost_lines:
+            self._add_costs(tx, state, event.cost_lines)
+        if event.status is not None:
+            self._move(tx, state, event.status, event.timestamp)
+
+    @apply.register
+    def _cancelled(self, event: Run.Cancelled, tx: Tx) -> None:
+        state = self._state(tx, str(event.originator_id))
+        if state is not None:
+            self._move(tx, state, "cancelled", event.timestamp)
+
+    @apply.register
+    def _erased(self, event: Workflow.PermanentlyDeleted, tx: Tx) -> None:
+        for table in self.tables:
+            tx.execute(f"DELETE FROM {table} WHERE workflow_id = ?", (str(event.originator_id),))  # noqa: S608
+
+    def _add_costs(self, tx: Tx, state: dict[str, Any], lines: list[dict[str, Any]]) -> None:
+        added = 0.0
+        for line in lines:
+            cost = float(line["costUsd"])
+            new_model = tx.execute(
+                "INSERT INTO analytics_run_models (run_id, model, cli_id, workflow_id) VALUES (?, ?, ?, ?)"
+                " ON CONFLICT (run_id, model, cli_id) DO NOTHING RETURNING run_id",
+                (state["run_id"], line["model"], line["cliId"], state["workflow_id"]),
+            ).fetchone()
+            tx.execute(
+                ADD_COST,
+                (
+                    state["workflow_id"],
+                    state["day"],
+                    line["model"],
+                    line["cliId"],
+                    cost,
+                    0 if new_model is None else 1,
+                ),
+            )
+            added += cost
+        state["cost_usd"] += added
+        tx.execute(
+            "UPDATE analytics_run_state SET cost_usd = ? WHERE run_id = ?",
+            (state["cost_usd"], state["run_id"]),
+        )
+        self._add_to_day(tx, state["workflow_id"], state["day"], cost_usd=added)
+
+    def _move(self, tx: Tx, state: dict[str, Any], status: str, at: datetime) -> None:
+        """Move the run's count to its new status on its creation day; a finish adds its duration."""
+        old = state["status"]
+        if status == old or status not in STATUSES:
+            return
+        at_ms = epoch_ms(at)
+        started_ms = state["started_ms"]
+        if status == "running" and started_ms is None:
+            started_ms = at_ms
+        changes: dict[str, Any] = {old: -1, status: 1}
+        if status in FINISHED:
+            duration = at_ms - (started_ms if started_ms is not None else state["created_ms"])
+            changes["duration_sum_ms"] = duration
+            changes["max_duration_ms"] = duration
+            changes["finished_cost_usd"] = state["cost_usd"]
+        self._add_to_day(tx, state["workflow_id"], state["day"], **changes)
+        if status in FINISHED:
+            self._add_duration(
+                tx, state["workflow_id"], state["day"], duration_bucket(changes["duration_sum_ms"])
+            )
+        tx.execute(
+            "UPDATE analytics_run_state SET status = ?, started_ms = ? WHERE run_id = ?",
+            (status, started_ms, state["run_id"]),
+        )
+        state["status"], state["started_ms"] = status, started_ms
+
+    @staticmethod
+    def _add_duration(tx: Tx, workflow_id: str, day: int, bucket: int) -> None:
+        """Count one finished run in its day's histogram (the day's row exists since the run started)."""
+        key = (workflow_id, day)
+        row = tx.execute(
+            "SELECT durations FROM analytics_daily WHERE workflow_id = ? AND day = ?", key
+        ).fetchone()
+        histogram = from_dense(decode_histogram(row["durations"]))
+        histogram[bucket] = histogram.get(bucket, 0) + 1
+        tx.execute(
+            "UPDATE analytics_daily SET durations = ? WHERE workflow_id = ? AND day = ?",
+            (encode_histogram(to_dense(histogram)).decode(), *key),
+        )
+
+    @staticmethod
+    def _add_to_day(tx: Tx, workflow_id: str, day: int, **deltas: Any) -> None:
+        values = [deltas.get(column, 0) for column in DAILY_COLUMNS]
+        tx.execute(ADD_TO_DAY, (workflow_id, day, *values))
+
+    @staticmethod
+    def _state(tx: Tx, run_id: str) -> dict[str, Any] | None:
+        row = tx.execute(
+            "SELECT run_id, workflow_id, day, status, created_ms, started_ms, cost_usd"
+            " FROM analytics_run_state WHERE run_id = ?",
+            (run_id,),
+        ).fetchone()
+        if row is None:
+            return None
+        return {
+            key: row[key]
+            for key in ("run_id", "workflow_id", "day", "status", "created_ms", "started_ms", "cost_usd")
+        }
+
+
+def _money(amount: float) -> float:
+    return round(amount, COST_DIGITS) + 0.0
+
+
+def _bucket_stamp(day: date) -> str:
+    return iso_ms(datetime.combine(day, time(), tzinfo=UTC))
+
+
+class Analytics:
+    """Queries on the analytics read model; the clock is injectable so tests can pin "now"."""
+
+    def __init__(self, database: Database, clock: Callable[[], datetime] | None = None) -> None:
+        self.database = database
+        self.clock: Callable[[], datetime] = clock or (lambda: datetime.now(UTC))
+
+    def answer(
+        self, workflow_id: str, days: int, granularity: Granularity, related: RelatedCounts
+    ) -> AnalyticsAnswer:
+        """The Analytics tab over the `days` most recent UTC days, summed into `granularity` buckets."""
+        span = window(self.clock(), days)
+        first, last = span.first_day.toordinal(), span.last_day.toordinal()
+        scope = (workflow_id, first, last)
+        with self.database.transaction(commit=False) as tx:
+            day_rows = tx.execute(
+                "SELECT day, queued, running, succeeded, failed, cancelled, cost_usd, finished_cost_usd,"
+                " duration_sum_ms, max_duration_ms, durations FROM analytics_daily"
+                " WHERE workflow_id = ? AND day BETWEEN ? AND ?",
+                scope,
+            ).fetchall()
+            cost_rows = tx.execute(
+                "SELECT model, cli_id, SUM(cost_usd) AS cost_usd, SUM(runs) AS runs FROM analytics_cost"
+                " WHERE workflow_id = ? AND day BETWEEN ? AND ? GROUP BY model, cli_id",
+                scope,
+            ).fetchall()
+        by_day = {date.fromordinal(row["day"]): _day_stats(row) for row in day_rows}
+        buckets = sum_by_bucket(span, granularity, by_day)
+        whole = total(stats for _, stats in buckets)
+        histogram = merge_dense(decode_histogram(row["durations"]) for row in day_rows)
+        counts = whole.counts
+        costs = [
+            CostBreakdownEntry(row["model"], row["cli_id"], _money(float(row["cost_usd"])), int(row["runs"]))
+            for row in cost_rows
+        ]
+        costs.sort(key=lambda entry: (-entry.cost_usd, entry.model, entry.cli_id))
+        return AnalyticsAnswer(
+            workflow_id=workflow_id,
+            days=days,
+            granularity=granularity,
+            from_=iso_ms(span.start),
+            to=iso_ms(span.end),
+            kpis=Kpis(
+                total_runs=counts.total,
+                succeeded_runs=counts.succeeded,
+                failed_runs=counts.failed,
+                cancelled_runs=counts.cancelled,
+                active_runs=counts.active,
+                success_rate=counts.success_rate,
+                total_cost_usd=_money(whole.cost_usd),
+                avg_cost_usd=_money(whole.finished_cost_usd / counts.finished) if counts.finished else None,
+                avg_duration_ms=round(whole.duration_sum_ms / counts.finished) if counts.finished else None,
+                p95_duration_ms=p95_ms(histogram, whole.max_duration_ms),
+            ),
+            cost_breakdown=costs,
+            success_rate_series=[
+                SuccessRatePoint(
+                    _bucket_stamp(start),
+                    stats.counts.total,
+                    stats.counts.succeeded,
+                    stats.counts.success_rate,
+                )
+                for start, stats in buckets
+            ],
+            runs_over_time=[
+                RunsOverTimePoint(
+                    _bucket_stamp(start),
+                    stats.counts.total,
+                    stats.counts.succeeded,
+                    stats.counts.failed,
+                    stats.counts.cancelled,
+                )
+                for start, stats in buckets
+            ],
+            related=related,
+        )
+
+    def rows(self) -> dict[str, list[tuple[Any, ...]]]:
+        """Every row of every table, for comparing the view with a fresh rebuild."""
+        with self.database.transaction(commit=False) as tx:
+            return dump_tables(tx, TABLE_COLUMNS)
+
+
+TABLE_COLUMNS = {
+    "analytics_daily": ("workflow_id", "day", *DAILY_COLUMNS, "durations"),
+    "analytics_cost": ("workflow_id", "day", "model", "cli_id", "cost_usd", "runs"),
+    "analytics_run_state": (
+        "run_id",
+        "workflow_id",
+        "day",
+        "status",
+        "created_ms",
+        "started_ms",
+        "cost_usd",
+    ),
+    "analytics_run_models": ("run_id", "model", "cli_id", "workflow_id"),
+}
+
+
+def dump_tables(tx: Tx, tables: dict[str, tuple[str, ...]]) -> dict[str, list[tuple[Any, ...]]]:
+    """Sorted rows of each table, floats rounded so sums reached in another order compare equal."""
+    dump: dict[str, list[tuple[Any, ...]]] = {}
+    for table, columns in tables.items():
+        found = tx.execute(f"SELECT {', '.join(columns)} FROM {table}").fetchall()  # noqa: S608
+        dump[table] = sorted(
+            tuple(round(row[c], 6) if isinstance(row[c], float) else row[c] for c in columns) for row in found
+        )
+    return dump
+
+
+def _day_stats(row: Any) -> DayStats:
+    return DayStats(
+        counts=Counts(
+            queued=int(row["queued"]),
+            running=int(row["running"]),
+            succeeded=int(row["succeeded"]),
+            failed=int(row["failed"]),
+            cancelled=int(row["cancelled"]),
+        ),
+        cost_usd=float(row["cost_usd"]),
+        finished_cost_usd=float(row["finished_cost_usd"]),
+        duration_sum_ms=int(row["duration_sum_ms"]),
+        max_duration_ms=int(row["max_duration_ms"]),
+    )
