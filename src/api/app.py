@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any
-
-from litestar import Litestar, Request, Router, get
+from litestar import Litestar, Router, get
 from litestar.datastructures import State
 from litestar.di import Provide
 from litestar.exceptions import ServiceUnavailableException
@@ -16,7 +14,8 @@ from msgspec import Struct
 from api.analytics import WorkflowAnalyticsController
 from api.auth import provide_backend, provide_principal
 from api.backend import Backend
-from api.errors import EXCEPTION_HANDLERS, UnsupportedMediaType
+from api.body import check_json_body
+from api.errors import EXCEPTION_HANDLERS
 from api.files import FileController, upload
 from api.runs import RunController, WorkflowRunsController
 from api.settings import MAX_BODY_BYTES, Settings
@@ -53,12 +52,6 @@ def ready(state: State) -> Readiness:
     return Readiness(status="ready", head=head, projections=positions)
 
 
-def require_json(request: Request[Any, Any, Any]) -> None:
-    """Writes take JSON bodies only."""
-    if request.method == "POST" and request.content_type[0] != "application/json":
-        raise UnsupportedMediaType("send the body as application/json")
-
-
 def create_app(settings: Settings | None = None, backend: Backend | None = None) -> Litestar:
     """One app per process; pass a backend to share it (tests), or settings to build one."""
     owned = backend is None
@@ -81,7 +74,7 @@ def create_app(settings: Settings | None = None, backend: Backend | None = None)
             FileController,
         ],
         dependencies={"principal": Provide(provide_principal, sync_to_thread=True)},
-        before_request=require_json,
+        before_request=check_json_body,
         security=[{"apiKey": []}],
     )
     return Litestar(

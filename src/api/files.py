@@ -12,7 +12,7 @@ from litestar.params import JSONBody, PathParameter
 from msgspec import Struct
 
 from api.auth import BackendDep, PrincipalDep
-from api.errors import UnsupportedMediaType
+from api.errors import WRITE_ERRORS, UnsupportedMediaType, problem_responses
 from api.schemas import Body
 from domain.files import MAX_UPLOAD_BYTES, NotAnImage, UploadTooLarge
 from projections.documents import iso_ms
@@ -49,7 +49,13 @@ class FileController(Controller):
     path = "/files"
     tags = ["files"]
 
-    @post("/upload-url", sync_to_thread=True, status_code=200, summary="Get a single-use upload URL")
+    @post(
+        "/upload-url",
+        sync_to_thread=True,
+        responses=WRITE_ERRORS,
+        status_code=200,
+        summary="Get a single-use upload URL",
+    )
     def upload_url(
         self,
         request: Request[Any, Any, Any],
@@ -66,6 +72,7 @@ class FileController(Controller):
     f"{UPLOADS_PATH}/{{token:str}}",
     status_code=200,
     request_max_body_size=MAX_UPLOAD_BYTES,
+    responses=problem_responses(404, 409, 413, 415),
     tags=["files"],
     summary="Upload an image to a URL from files/upload-url",
     description="The raw bytes of one PNG, JPEG, GIF or WebP image (checked by content), at most 10 MiB. "

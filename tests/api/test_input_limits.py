@@ -181,3 +181,22 @@ def test_an_empty_body_is_400_with_a_plain_message(api: Api) -> None:
     )
     assert response.status_code == 400
     assert response.json()["errors"] == [{"field": "body", "message": "a JSON body is required"}]
+
+
+@pytest.mark.parametrize(
+    ("body", "field"),
+    [
+        ({"name": "n", "pipelineSteps": [STEP], "maxIterations": "3"}, "maxIterations"),
+        (
+            {"name": "n", "pipelineSteps": [STEP], "defaultConfig": {"cpuCount": "4"}},
+            "defaultConfig.cpuCount",
+        ),
+        ({"name": "n", "pipelineSteps": [STEP], "maxIterations": 2.5}, "maxIterations"),
+        ({"name": "n", "pipelineSteps": [STEP], "maxIterations": True}, "maxIterations"),
+    ],
+)
+def test_values_of_the_wrong_json_type_are_not_coerced(api: Api, body: dict[str, Any], field: str) -> None:
+    response = api.post("/workflows/create", body)
+    assert response.status_code == 400, response.text
+    assert [error["field"] for error in response.json()["errors"]] == [field]
+    assert_nothing_stored(api)
