@@ -9,12 +9,12 @@ from litestar.params import QueryParameter
 
 from api.auth import BackendDep, PrincipalDep
 from api.errors import READ_ERRORS
+from api.params import WorkflowId
 from domain.errors import NotFound
 from projections.analytics import AnalyticsAnswer
 from projections.analytics_buckets import MAX_DAYS, MIN_DAYS, Granularity
 from projections.related import RelatedAnswer
 
-WorkflowId = Annotated[str, QueryParameter(description="The workflow's id")]
 Days = Annotated[
     int,
     QueryParameter(ge=MIN_DAYS, le=MAX_DAYS, description="How many UTC days, today included, 1 to 366"),

@@ -9,15 +9,13 @@ from litestar.params import JSONBody, QueryParameter
 
 from api.auth import BackendDep, PrincipalDep
 from api.errors import READ_ERRORS, WRITE_ERRORS
+from api.params import Cursor, Limit, WorkflowId
 from api.run_schemas import ReportRun, RunCommand, RunPage, StartRun, to_wire
 from domain.errors import InvalidInput, NotFound
 from domain.runs import SavedRun
 from projections.runs import RunDocument, RunPageKey
 
 RunId = Annotated[str, QueryParameter(description="The run's id")]
-WorkflowId = Annotated[str, QueryParameter(description="The workflow's id")]
-Limit = Annotated[int, QueryParameter(ge=1, le=100, description="Page size, 1 to 100")]
-Cursor = Annotated[str | None, QueryParameter(description="`nextCursor` of the previous page")]
 
 
 def answer(backend: BackendDep, project_id: str, saved: SavedRun) -> RunDocument:

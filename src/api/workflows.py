@@ -10,6 +10,7 @@ from litestar.params import HeaderParameter, JSONBody, QueryParameter
 
 from api.auth import BackendDep, PrincipalDep
 from api.errors import READ_ERRORS, WRITE_ERRORS
+from api.params import Cursor, Limit, WorkflowId
 from api.schemas import (
     BulkDeleteResult,
     BulkDeleteResults,
@@ -31,9 +32,6 @@ from projections.documents import WorkflowDocument, render_document
 from projections.workflow_summary import PageKey
 from projections.workflow_versions import WorkflowVersions
 
-WorkflowId = Annotated[str, QueryParameter(description="The workflow's id")]
-Limit = Annotated[int, QueryParameter(ge=1, le=100, description="Page size, 1 to 100")]
-Cursor = Annotated[str | None, QueryParameter(description="`nextCursor` of the previous page")]
 IfMatch = Annotated[
     str | None,
     HeaderParameter(name="If-Match", description="The ETag from `get`: refuse the write on a mismatch"),
