@@ -14,9 +14,9 @@ from msgspec import Struct
 from api.analytics import WorkflowAnalyticsController
 from api.auth import provide_backend, provide_principal
 from api.backend import Backend
-from api.body import check_json_body
 from api.errors import EXCEPTION_HANDLERS
 from api.files import FileController, upload
+from api.gate import check_request
 from api.runs import RunController, WorkflowRunsController
 from api.settings import MAX_BODY_BYTES, Settings
 from api.workflows import WorkflowController
@@ -73,8 +73,8 @@ def create_app(settings: Settings | None = None, backend: Backend | None = None)
             RunController,
             FileController,
         ],
-        dependencies={"principal": Provide(provide_principal, sync_to_thread=True)},
-        before_request=check_json_body,
+        dependencies={"principal": Provide(provide_principal, sync_to_thread=False)},
+        before_request=check_request,
         security=[{"apiKey": []}],
     )
     return Litestar(

@@ -23,16 +23,19 @@ def provide_backend(state: State) -> Backend:
     return backend
 
 
-def provide_principal(request: Request[Any, Any, Any], state: State) -> Principal:
-    """The key's principal; a missing, malformed, unknown or revoked key is 401.
-
-    It runs in a worker thread: the key lookup is I/O and must not stall the event loop.
-    """
+def authenticate(request: Request[Any, Any, Any]) -> Principal:
+    """The key's principal; a missing, malformed, unknown or revoked key is 401."""
     header = request.headers.get("authorization", "")
     scheme, _, secret = header.partition(" ")
     if scheme.lower() != "bearer" or not secret.strip():
         raise NotAuthorizedException("send an API key as 'Authorization: Bearer <key>'")
-    principal = provide_backend(state).accounts.authenticate(secret.strip())
+    principal = provide_backend(request.app.state).accounts.authenticate(secret.strip())
     if principal is None:
         raise NotAuthorizedException("the API key is unknown or revoked")
+    return principal
+
+
+def provide_principal(request: Request[Any, Any, Any]) -> Principal:
+    """The principal `check_request` authenticated for this request."""
+    principal: Principal = request.state.principal
     return principal

@@ -1,14 +1,16 @@
-"""Strict JSON bodies: a value of the wrong JSON type is refused, never coerced ("1" is not 1)."""
+"""What every /api/v1 request passes first: a live API key, then for writes a strictly typed JSON body."""
 
 from __future__ import annotations
 
 import re
 from typing import Any
 
+import anyio.to_thread
 import msgspec
 from litestar import Request
 from litestar.exceptions import ValidationException
 
+from api.auth import authenticate
 from api.errors import UnsupportedMediaType
 
 _PATH = re.compile(r"\s*-\s*at `\$\.?(?P<path>[^`]*)`$")
@@ -23,12 +25,14 @@ def body_type(handler: Any) -> Any:
     return _body_types[handler]
 
 
-async def check_json_body(request: Request[Any, Any, Any]) -> None:
-    """Writes take JSON bodies only, and their values must have the declared JSON types.
+async def check_request(request: Request[Any, Any, Any]) -> None:
+    """Every /api/v1 request: the API key first (401), then for writes the body (415, 400).
 
-    Litestar converts a decoded body leniently (a numeric string becomes a number); the contract
-    says a wrong type is 400, so the body is checked strictly here first.
+    The key lookup is I/O, so it runs in a worker thread. Litestar converts a decoded body
+    leniently (a numeric string becomes a number); the contract says a wrong type is 400, so the
+    body is checked strictly here, before the handler's own decoding.
     """
+    request.state.principal = await anyio.to_thread.run_sync(authenticate, request)
     if request.method != "POST":
         return
     if request.content_type[0] != "application/json":
