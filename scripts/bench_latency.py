@@ -13,6 +13,7 @@ import statistics
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import uuid
 from collections.abc import Callable, Iterator
@@ -49,6 +50,8 @@ def server(database_url: str) -> Iterator[tuple[str, str]]:
             key = line.strip()
         if line.startswith("Serving"):
             break
+    # Keep reading what the server prints (access logs), or its writes block once the pipe is full.
+    threading.Thread(target=process.stdout.read, daemon=True).start()
     base = f"http://127.0.0.1:{port}"
     for _ in range(300):
         try:

@@ -6,6 +6,7 @@ import os
 import socket
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -51,6 +52,8 @@ def start_server(database_url: str, workers: int = 1) -> Server:
             key = line.strip()
         if line.startswith("Serving"):
             break
+    # Keep reading what the server prints (access logs), or its writes block once the pipe is full.
+    threading.Thread(target=process.stdout.read, daemon=True).start()
     base_url = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline:
