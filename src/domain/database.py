@@ -98,10 +98,6 @@ class Database:
         with self.datastore.transaction(commit=commit) as cursor:
             yield Tx(cursor, self.dialect)
 
-    def lock_suffix(self) -> str:
-        """`FOR UPDATE` where the dialect has row locks (SQLite serialises writers instead)."""
-        return " FOR UPDATE" if self.dialect == "postgres" else ""
-
     def run_ddl(self, statements: Sequence[str]) -> None:
         """Run CREATE statements in one transaction; call it inside `schema_lock()`."""
         with self.transaction() as tx:
