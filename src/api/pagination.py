@@ -6,7 +6,6 @@ import base64
 import hashlib
 import hmac
 import secrets
-from typing import Any
 
 import msgspec
 
@@ -15,6 +14,9 @@ from domain.errors import InvalidInput
 
 SECRETS_DDL = ("CREATE TABLE IF NOT EXISTS service_secrets (name TEXT PRIMARY KEY, secret TEXT NOT NULL)",)
 SIGNATURE_BYTES = 16
+
+SortKey = tuple[int, str]
+"""The last row of a page: its sort value and its id, the tie-breaker."""
 
 
 def cursor_secret(database: Database) -> bytes:
@@ -34,17 +36,17 @@ class Cursors:
     def __init__(self, secret: bytes) -> None:
         self._secret = secret
 
-    def encode(self, scope: str, key: list[Any]) -> str:
+    def encode(self, scope: str, key: SortKey) -> str:
         payload = msgspec.json.encode([scope, key])
         return base64.urlsafe_b64encode(payload + self._sign(payload)).decode().rstrip("=")
 
-    def decode(self, scope: str, cursor: str) -> list[Any]:
+    def decode(self, scope: str, cursor: str) -> SortKey:
         try:
             raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
             payload, signature = raw[:-SIGNATURE_BYTES], raw[-SIGNATURE_BYTES:]
             if not hmac.compare_digest(signature, self._sign(payload)):
                 raise ValueError("bad signature")
-            cursor_scope, key = msgspec.json.decode(payload, type=tuple[str, list[Any]])
+            cursor_scope, key = msgspec.json.decode(payload, type=tuple[str, SortKey])
         except (ValueError, msgspec.DecodeError) as error:
             raise InvalidInput("cursor", "not a cursor this list gave out") from error
         if cursor_scope != scope:

@@ -11,7 +11,7 @@ from api.auth import BackendDep, PrincipalDep
 from api.errors import READ_ERRORS, WRITE_ERRORS
 from api.params import Cursor, Limit, WorkflowId
 from api.run_schemas import ReportRun, RunCommand, RunPage, StartRun, to_wire
-from domain.errors import InvalidInput, NotFound
+from domain.errors import NotFound
 from domain.runs import SavedRun
 from projections.runs import RunDocument, RunPageKey
 
@@ -120,12 +120,7 @@ class WorkflowRunsController(Controller):
         if backend.summaries.get(principal.project_id, id) is None:
             raise NotFound(f"no workflow has id {id!r}")
         scope = f"runs:{principal.project_id}:{id}"
-        after = None
-        if cursor is not None:
-            key = backend.cursors.decode(scope, cursor)
-            if len(key) != 2 or not isinstance(key[0], int) or not isinstance(key[1], str):
-                raise InvalidInput("cursor", "not a cursor this list gave out")
-            after = RunPageKey(key[0], key[1])
+        after = None if cursor is None else RunPageKey(*backend.cursors.decode(scope, cursor))
         items, last = backend.runs_view.page(principal.project_id, id, after=after, limit=limit)
-        next_cursor = None if last is None else backend.cursors.encode(scope, [last.created_key, last.run_id])
+        next_cursor = None if last is None else backend.cursors.encode(scope, (last.created_key, last.run_id))
         return RunPage(items=items, next_cursor=next_cursor, has_more=last is not None)

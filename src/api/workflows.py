@@ -82,15 +82,10 @@ class WorkflowController(Controller):
         deleted: Annotated[bool, QueryParameter(description="true: list the trash instead")] = False,
     ) -> WorkflowPage:
         scope = f"workflows:{principal.project_id}:{int(deleted)}"
-        after = None
-        if cursor is not None:
-            key = backend.cursors.decode(scope, cursor)
-            if len(key) != 2 or not isinstance(key[0], int) or not isinstance(key[1], str):
-                raise InvalidInput("cursor", "not a cursor this list gave out")
-            after = PageKey(key[0], key[1])
+        after = None if cursor is None else PageKey(*backend.cursors.decode(scope, cursor))
         items, last = backend.summaries.page(principal.project_id, deleted=deleted, after=after, limit=limit)
         next_cursor = (
-            None if last is None else backend.cursors.encode(scope, [last.updated_key, last.workflow_id])
+            None if last is None else backend.cursors.encode(scope, (last.updated_key, last.workflow_id))
         )
         return WorkflowPage(items=items, next_cursor=next_cursor, has_more=last is not None)
 
