@@ -17,6 +17,8 @@ from uuid import UUID
 from eventsourcing.application import Application
 from eventsourcing.domain import Aggregate, DomainEventProtocol
 
+from domain.service import position_of
+
 
 def collect_at(aggregate: Aggregate, at: datetime) -> list[DomainEventProtocol[UUID]]:
     """Take the aggregate's pending events, each stamped with `at` (a timezone-aware moment)."""
@@ -30,4 +32,4 @@ def collect_at(aggregate: Aggregate, at: datetime) -> list[DomainEventProtocol[U
 def save_backdated(application: Application[UUID], events: Sequence[DomainEventProtocol[UUID]]) -> int | None:
     """Store the events in one transaction, in order; returns the position of the last one."""
     recordings = application.save(*events)
-    return recordings[-1].notification.id if recordings else None
+    return position_of(recordings)

@@ -15,12 +15,11 @@ from eventsourcing.utils import get_topic
 from domain.errors import Conflict, NotFound
 from domain.run import CostLine, Links, Run, RunNumber, run_number_claim_id
 from domain.sealing import ErasedError
-from domain.service import WorkflowService
+from domain.service import WorkflowService, decide_and_save, position_of
 from domain.workflow import Actor, Workflow, parse_workflow_id
 
 START_ATTEMPTS = 500
 """How many run numbers a start may lose to concurrent starts before it gives up with 409."""
-SAVE_ATTEMPTS = 8
 ERASED_TOPIC = get_topic(Workflow.PermanentlyDeleted)
 
 
@@ -83,7 +82,7 @@ class RunService:
                 number = self._first_free(project_id, number + 1)
                 continue
             self._saw(project_id, number)
-            return SavedRun(run, recordings[-1].notification.id if recordings else None)
+            return SavedRun(run, position_of(recordings))
         raise Conflict("too many runs are being started at once; try again")
 
     def report_run(
@@ -131,17 +130,13 @@ class RunService:
         return run
 
     def _change(self, project_id: str, run_id: str, decide: Callable[[Run], None]) -> SavedRun:
-        for _ in range(SAVE_ATTEMPTS):
-            run = self.get_run(project_id, run_id)
-            decide(run)
-            if not run.pending_events:
-                return SavedRun(run, None)
-            try:
-                recordings = self.app.save(run)
-            except IntegrityError:
-                continue
-            return SavedRun(run, recordings[-1].notification.id if recordings else None)
-        raise Conflict("the run is being changed by others; try again")
+        run, position = decide_and_save(
+            self.app,
+            lambda: self.get_run(project_id, run_id),
+            decide,
+            "the run is being changed by others; try again",
+        )
+        return SavedRun(run, position)
 
     def _erased(self, workflow_id: str) -> bool:
         """Whether the workflow's last event is its permanent delete (one indexed read, no replay)."""

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar
 from uuid import UUID
 
 from eventsourcing.application import AggregateNotFoundError, Application
+from eventsourcing.domain import Aggregate
 from eventsourcing.persistence import IntegrityError, Mapper, Recording
 
 from domain.database import Database, Dialect
@@ -17,6 +18,8 @@ from domain.workflow import Actor, Content, Workflow, parse_workflow_id
 
 SAVE_ATTEMPTS = 8
 """How often a command is re-decided after losing a race to a concurrent writer of the same workflow."""
+
+TAggregate = TypeVar("TAggregate", bound=Aggregate)
 
 BulkStatus = Literal["deleted", "not_found", "already_deleted"]
 
@@ -50,7 +53,7 @@ class WorkflowService(Application[UUID]):
 
     def create_workflow(self, actor: Actor, project_id: str, content: Content) -> Saved:
         workflow = Workflow.create(project_id, actor, content)
-        return Saved(workflow, self._position(self.save(workflow)))
+        return Saved(workflow, position_of(self.save(workflow)))
 
     def update_workflow(
         self,
@@ -99,7 +102,7 @@ class WorkflowService(Application[UUID]):
         source = self.get_workflow(project_id, workflow_id)
         _check_expected(source, expected_version)
         copy = source.duplicate(actor, name)
-        return Saved(copy, self._position(self.save(copy)))
+        return Saved(copy, position_of(self.save(copy)))
 
     def delete_workflow(
         self, actor: Actor, project_id: str, workflow_id: str, expected_version: int | None = None
@@ -167,22 +170,40 @@ class WorkflowService(Application[UUID]):
         expected_version: int | None,
         decide: Callable[[Workflow], None],
     ) -> Saved:
-        for _ in range(SAVE_ATTEMPTS):
+        def load() -> Workflow:
             workflow = self.get_workflow(project_id, workflow_id)
             _check_expected(workflow, expected_version)
-            decide(workflow)
-            if not workflow.pending_events:
-                return Saved(workflow, None)
-            try:
-                recordings = self.save(workflow)
-            except IntegrityError:
-                continue
-            return Saved(workflow, self._position(recordings))
-        raise Conflict("the workflow is being changed by others; try again")
+            return workflow
 
-    @staticmethod
-    def _position(recordings: list[Recording[UUID]]) -> int | None:
-        return recordings[-1].notification.id if recordings else None
+        workflow, position = decide_and_save(
+            self, load, decide, "the workflow is being changed by others; try again"
+        )
+        return Saved(workflow, position)
+
+
+def position_of(recordings: Sequence[Recording[UUID]]) -> int | None:
+    """The position of the last event a save stored (None: it stored nothing)."""
+    return recordings[-1].notification.id if recordings else None
+
+
+def decide_and_save(
+    application: Application[UUID],
+    load: Callable[[], TAggregate],
+    decide: Callable[[TAggregate], None],
+    busy: str,
+) -> tuple[TAggregate, int | None]:
+    """Load, decide, save; after losing a race to a concurrent writer, decide again on fresh state."""
+    for _ in range(SAVE_ATTEMPTS):
+        aggregate = load()
+        decide(aggregate)
+        if not aggregate.pending_events:
+            return aggregate, None
+        try:
+            recordings = application.save(aggregate)
+        except IntegrityError:
+            continue
+        return aggregate, position_of(recordings)
+    raise Conflict(busy)
 
 
 def _check_expected(workflow: Workflow, expected_version: int | None) -> None:
