@@ -8,7 +8,7 @@ from typing import Any
 import anyio.to_thread
 import msgspec
 from litestar import Request
-from litestar.exceptions import ValidationException
+from litestar.exceptions import SerializationException, ValidationException
 
 from api.auth import authenticate
 from api.errors import UnsupportedMediaType
@@ -42,8 +42,8 @@ async def check_request(request: Request[Any, Any, Any]) -> None:
     if declared is None or not body.strip():
         return
     try:
-        raw = msgspec.json.decode(body)
-    except msgspec.DecodeError:
+        raw = await request.json()  # parsed once: Litestar's body decoding reuses it
+    except SerializationException:
         return  # the body parser reports malformed JSON in its own words
     try:
         msgspec.convert(raw, declared, strict=True)
