@@ -1,6 +1,8 @@
 # The two everyday commands work on a fresh machine: they make the virtualenv first.
 VENV := .venv
 INSTALLED := $(VENV)/.installed
+HOST ?= 127.0.0.1
+PORT ?= 8000
 
 .PHONY: serve test lint bench
 
@@ -11,7 +13,7 @@ $(INSTALLED): pyproject.toml
 	touch $(INSTALLED)
 
 serve: $(INSTALLED)
-	$(VENV)/bin/workflow-service serve
+	$(VENV)/bin/workflow-service serve --host $(HOST) --port $(PORT)
 
 test: $(INSTALLED)
 	$(VENV)/bin/pytest
