@@ -15,8 +15,15 @@ $(INSTALLED): pyproject.toml
 serve: $(INSTALLED)
 	$(VENV)/bin/workflow-service serve --host $(HOST) --port $(PORT)
 
+# The PostgreSQL cases run when WFS_TEST_POSTGRES_URL is set or PostgreSQL answers at 127.0.0.1:5432.
+LOCAL_POSTGRES_URL := postgresql://$(shell id -un)@127.0.0.1:5432/postgres
+
 test: $(INSTALLED)
-	$(VENV)/bin/pytest
+	@if [ -z "$$WFS_TEST_POSTGRES_URL" ] && command -v pg_isready >/dev/null \
+	    && pg_isready --quiet --host 127.0.0.1 --port 5432; then \
+	    export WFS_TEST_POSTGRES_URL="$(LOCAL_POSTGRES_URL)"; \
+	fi; \
+	$(VENV)/bin/pytest $(PYTEST_ARGS)
 
 lint: $(INSTALLED)
 	$(VENV)/bin/ruff check src tests scripts

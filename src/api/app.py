@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Literal
+
 from litestar import Litestar, Router, get
 from litestar.datastructures import State
 from litestar.di import Provide
@@ -12,11 +14,15 @@ from litestar.openapi.spec import Components, SecurityScheme
 from msgspec import Struct
 
 from api.analytics import WorkflowAnalyticsController
+from api.audit import AuditController
 from api.auth import provide_backend, provide_principal
 from api.backend import Backend
 from api.errors import EXCEPTION_HANDLERS
 from api.files import FileController, upload
 from api.gate import check_request
+from api.idempotency import IdempotencyPlugin
+from api.rate_limit import ApiKeyLimitsPlugin
+from api.request_ids import RequestIdMiddleware, RequestIdPlugin
 from api.runs import RunController, WorkflowRunsController
 from api.settings import MAX_BODY_BYTES, Settings
 from api.workflows import WorkflowController
@@ -25,15 +31,36 @@ from projections.runner import Follower
 READY_LAG_BOUND = 1000
 """How many events a read model may trail the store by while the service still calls itself ready."""
 
+READY_FAILURES_SHOWN = 20
+"""How many skipped events `/ready` lists; `failureCount` says how many there are in all."""
+
 
 class Health(Struct):
     status: str
 
 
-class Readiness(Struct):
-    status: str
+class SkippedEvent(Struct, rename="camel"):
+    """An event a read model could not apply and skipped; `workflow-service rebuild` tries it again.
+
+    `error` is the error's type only: `/ready` needs no key, and a message can quote stored
+    content. The message is in the log and in the `projection_failures` table.
+    """
+
+    view: str
+    position: int
+    topic: str
+    error: str
+    failed_at: str
+
+
+class Readiness(Struct, rename="camel"):
+    """`degraded`: reads and writes work, but some read model skipped events (listed, oldest first)."""
+
+    status: Literal["ready", "degraded"]
     head: int
     projections: dict[str, int]
+    failure_count: int = 0
+    failures: list[SkippedEvent] = []
 
 
 @get("/health", sync_to_thread=False, tags=["operations"], summary="The process is up")
@@ -49,7 +76,14 @@ def ready(state: State) -> Readiness:
     lagging = any(head - position > READY_LAG_BOUND for position in positions.values())
     if lagging:
         raise ServiceUnavailableException("read models are catching up")
-    return Readiness(status="ready", head=head, projections=positions)
+    count, failures = backend.projector.failures(READY_FAILURES_SHOWN)
+    return Readiness(
+        status="degraded" if count else "ready",
+        head=head,
+        projections=positions,
+        failure_count=count,
+        failures=[SkippedEvent(f.view, f.position, f.topic, f.error_type, f.failed_at) for f in failures],
+    )
 
 
 def create_app(settings: Settings | None = None, backend: Backend | None = None) -> Litestar:
@@ -72,15 +106,18 @@ def create_app(settings: Settings | None = None, backend: Backend | None = None)
             WorkflowAnalyticsController,
             RunController,
             FileController,
+            AuditController,
         ],
         dependencies={"principal": Provide(provide_principal, sync_to_thread=False)},
         before_request=check_request,
         security=[{"apiKey": []}],
     )
-    return Litestar(
+    app = Litestar(
         route_handlers=[health, ready, api_v1, upload],
         dependencies={"backend": Provide(provide_backend, sync_to_thread=False)},
         exception_handlers=EXCEPTION_HANDLERS,
+        plugins=[IdempotencyPlugin(), ApiKeyLimitsPlugin(settings), RequestIdPlugin()],  # in this order
+        logging_config=None,  # the process configures logging once (api.logs), Litestar leaves it alone
         state=State({"backend": backend}),
         request_max_body_size=MAX_BODY_BYTES,
         on_startup=[follower.start],
@@ -98,6 +135,10 @@ def create_app(settings: Settings | None = None, backend: Backend | None = None)
             ),
         ),
     )
+    # Outermost, around Litestar's own error handling: app-level middleware runs only once a route
+    # matched, and a 404 for an unknown path or a 405 must carry a request id too.
+    app.asgi_handler = RequestIdMiddleware(app.asgi_handler)
+    return app
 
 
 def create_app_from_env() -> Litestar:

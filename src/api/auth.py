@@ -1,4 +1,4 @@
-"""Bearer API keys: every /api/v1 request acts as one key, in that key's project."""
+"""Bearer API keys: every /api/v1 request acts as one key, in that key's project, within that key's scope."""
 
 from __future__ import annotations
 
@@ -7,9 +7,10 @@ from typing import Any
 from litestar import Request
 from litestar.datastructures import State
 from litestar.di import NamedDependency
-from litestar.exceptions import NotAuthorizedException
+from litestar.exceptions import NotAuthorizedException, PermissionDeniedException
 
 from api.backend import Backend
+from api.scopes import bearer_secret, in_scope, out_of_scope, principal_of
 from domain.accounts import Principal
 
 BackendDep = NamedDependency[Backend]
@@ -24,14 +25,14 @@ def provide_backend(state: State) -> Backend:
 
 
 def authenticate(request: Request[Any, Any, Any]) -> Principal:
-    """The key's principal; a missing, malformed, unknown or revoked key is 401."""
-    header = request.headers.get("authorization", "")
-    scheme, _, secret = header.partition(" ")
-    if scheme.lower() != "bearer" or not secret.strip():
+    """The key's principal: a missing, malformed, unknown, revoked or expired key is 401; out of scope 403."""
+    if bearer_secret(request.scope) is None:
         raise NotAuthorizedException("send an API key as 'Authorization: Bearer <key>'")
-    principal = provide_backend(request.app.state).accounts.authenticate(secret.strip())
+    principal = principal_of(provide_backend(request.app.state).accounts, request.scope)
     if principal is None:
-        raise NotAuthorizedException("the API key is unknown or revoked")
+        raise NotAuthorizedException("the API key is unknown, revoked or expired")
+    if not in_scope(principal, request.scope):
+        raise PermissionDeniedException(out_of_scope(principal, request.scope))
     return principal
 
 

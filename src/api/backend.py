@@ -2,15 +2,20 @@
 
 from __future__ import annotations
 
+import logging
+
+from api.idempotency import IDEMPOTENCY_DDL
 from api.pagination import SECRETS_DDL, Cursors, cursor_secret
 from api.settings import Settings
-from domain.accounts import ACCOUNTS_DDL, Accounts
+from domain.accounts import ACCOUNTS_DDL, Accounts, add_missing_key_columns
 from domain.database import StoreConfig
 from domain.files import FILES_DDL, Files
+from domain.key_encryption import resolve_master_key
 from domain.runs import RunService
 from domain.sealing import DATA_KEYS_DDL
 from domain.service import WorkflowService
 from projections.analytics import Analytics, AnalyticsProjection
+from projections.audit import AuditLog, AuditProjection
 from projections.erasure import ErasureProjection
 from projections.related import Related, RelatedProjection
 from projections.runner import Projector
@@ -18,13 +23,23 @@ from projections.runs import Runs, RunsProjection
 from projections.workflow_summary import WorkflowSummaries, WorkflowSummaryProjection
 from projections.workflow_versions import VersionHistory, WorkflowVersionsProjection
 
+log = logging.getLogger(__name__)
+
 
 class Backend:
     """Everything the API and the CLI need, over one store."""
 
     def __init__(self, settings: Settings, *, create_tables: bool = True) -> None:
+        self.settings = settings
         config = StoreConfig.from_url(settings.database_url, pool_size=settings.pool_size)
-        self.workflows = WorkflowService({**config.env, "CREATE_TABLE": "n"}, config.dialect)
+        master_key = resolve_master_key(
+            value=settings.master_key,
+            file=settings.master_key_file,
+            sqlite_path=config.env["SQLITE_DBNAME"] if config.dialect == "sqlite" else None,
+        )
+        self.workflows = WorkflowService(
+            {**config.env, "CREATE_TABLE": "n", **master_key.to_env()}, config.dialect
+        )
         self.database = self.workflows.database
         self.accounts = Accounts(self.database)
         self.projector = Projector(
@@ -33,10 +48,11 @@ class Backend:
             [
                 WorkflowSummaryProjection(),
                 WorkflowVersionsProjection(),
-                ErasureProjection(),
+                ErasureProjection(self.database),
                 RunsProjection(),
                 AnalyticsProjection(),
                 RelatedProjection(),
+                AuditProjection(),
             ],
         )
         self.summaries = WorkflowSummaries(self.database)
@@ -45,22 +61,36 @@ class Backend:
         self.runs_view = Runs(self.database)
         self.analytics = Analytics(self.database)
         self.related = Related(self.database)
+        self.audit = AuditLog(self.database)
         self.files = Files(self.database, settings.files_dir)
         if create_tables:
             self.create_tables()
+        else:
+            self.workflows.data_keys.check_master_key()
         self.cursors = Cursors(cursor_secret(self.database))
 
     def create_tables(self) -> None:
         """Idempotent: safe on every start, serialised between processes on PostgreSQL."""
         with self.database.schema_lock():
             self.workflows.create_event_tables()
-            self.database.run_ddl([*DATA_KEYS_DDL, *ACCOUNTS_DDL, *SECRETS_DDL, *FILES_DDL])
+            self.database.run_ddl([*DATA_KEYS_DDL, *ACCOUNTS_DDL, *SECRETS_DDL, *FILES_DDL, *IDEMPOTENCY_DDL])
+            add_missing_key_columns(self.database)
             self.projector.create_tables()
+            self.workflows.data_keys.check_master_key()
+            self.workflows.data_keys.wrap_plain_keys()
 
     def settle(self, position: int | None) -> None:
-        """Return once every read model reflects the write that ended at `position`."""
-        if position is not None:
+        """Return once every read model reflects the write that ended at `position`.
+
+        The write is stored by now, so a failure here is logged, never answered: a 5xx would make
+        the client retry a write that happened. The background follower catches up later.
+        """
+        if position is None:
+            return
+        try:
             self.projector.catch_up(position)
+        except Exception:
+            log.exception("read models could not catch up to stored position %d; will retry", position)
 
     def close(self) -> None:
         self.workflows.close()

@@ -4,17 +4,23 @@ from __future__ import annotations
 
 import logging
 import re
+import sqlite3
 from typing import Any
 
+import psycopg
+from eventsourcing.persistence import PersistenceError
 from litestar import Request, Response
 from litestar.exceptions import HTTPException, NotAuthorizedException, ValidationException
 from litestar.openapi.datastructures import ResponseSpec
 from msgspec import UNSET, Struct, UnsetType
 
-from domain.errors import Conflict, DomainError, InvalidInput, NotFound, VersionConflict
+from domain.errors import Busy, Conflict, DomainError, InvalidInput, NotFound, VersionConflict
+from domain.outage import is_outage
 
 PROBLEM_MEDIA_TYPE = "application/problem+json"
 PROBLEM_BASE = "https://workflow-service.dev/problems/"
+
+STORE_RETRY_AFTER_SECONDS = 2
 
 log = logging.getLogger("workflow_service")
 
@@ -43,6 +49,7 @@ class Problem(Struct, omit_defaults=True):
 TITLES = {
     400: ("invalid-input", "Invalid input"),
     401: ("unauthorized", "Missing or invalid API key"),
+    403: ("out-of-scope", "The API key's scope does not allow this"),
     404: ("not-found", "Not found"),
     405: ("method-not-allowed", "Method not allowed"),
     409: ("conflict", "Conflict"),
@@ -68,8 +75,9 @@ def problem_responses(*statuses: int) -> dict[int, ResponseSpec]:
     }
 
 
-READ_ERRORS = problem_responses(400, 401, 404)
-WRITE_ERRORS = problem_responses(400, 401, 404, 409, 413, 415)
+READ_ERRORS = problem_responses(400, 401, 404, 503)
+"""Every read can also find the store unreachable (503, with `Retry-After`)."""
+WRITE_ERRORS = problem_responses(400, 401, 404, 409, 413, 415, 503)
 
 
 class UnsupportedMediaType(HTTPException):
@@ -134,8 +142,23 @@ def field_error(item: dict[str, Any]) -> FieldError:
 
 
 def on_http_error(_: Request[Any, Any, Any], error: HTTPException) -> Response[Problem]:
-    headers = {"WWW-Authenticate": "Bearer"} if isinstance(error, NotAuthorizedException) else None
-    return problem(error.status_code, str(error.detail), headers=headers)
+    headers = dict(error.headers or {})  # Retry-After of a 429, Allow of a 405
+    if isinstance(error, NotAuthorizedException):
+        headers["WWW-Authenticate"] = "Bearer"
+    return problem(error.status_code, str(error.detail), headers=headers or None)
+
+
+def on_busy(_: Request[Any, Any, Any], error: Busy) -> Response[Problem]:
+    return problem(503, error.detail, slug="busy", headers={"Retry-After": str(error.retry_after)})
+
+
+def on_store_error(request: Request[Any, Any, Any], error: Exception) -> Response[Problem]:
+    """The database could not be reached (or was locked) in time: retry later; anything else is a bug."""
+    if not is_outage(error):
+        return on_unexpected_error(request, error)
+    log.warning("store unavailable on %s %s: %s", request.method, request.url.path, error)
+    detail = "the database cannot be reached right now; try again shortly"
+    return problem(503, detail, headers={"Retry-After": str(STORE_RETRY_AFTER_SECONDS)})
 
 
 def on_unexpected_error(request: Request[Any, Any, Any], error: Exception) -> Response[Problem]:
@@ -147,5 +170,9 @@ EXCEPTION_HANDLERS: Any = {
     DomainError: on_domain_error,
     ValidationException: on_validation_error,
     HTTPException: on_http_error,
+    Busy: on_busy,
+    PersistenceError: on_store_error,
+    psycopg.Error: on_store_error,
+    sqlite3.Error: on_store_error,
     Exception: on_unexpected_error,
 }

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from functools import partial
 from typing import Annotated, Any, Literal
 
@@ -14,10 +15,15 @@ from msgspec import Struct
 from api.auth import BackendDep, PrincipalDep
 from api.errors import WRITE_ERRORS, UnsupportedMediaType, problem_responses
 from api.schemas import Body
+from api.settings import Settings, host_name
+from domain.errors import InvalidInput
 from domain.files import MAX_UPLOAD_BYTES, NotAnImage, UploadTooLarge
 from projections.documents import iso_ms
 
 UPLOADS_PATH = "/uploads"
+HOST_HEADER = re.compile(
+    r"(?P<name>\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9](?:[A-Za-z0-9.-]*[A-Za-z0-9])?)(?::[0-9]{1,5})?"
+)
 
 ImageType = Literal["image/png", "image/jpeg", "image/gif", "image/webp"]
 Token = Annotated[str, PathParameter(description="The secret part of the upload URL")]
@@ -63,9 +69,35 @@ class FileController(Controller):
         principal: PrincipalDep,
         data: JSONBody[RequestUploadUrl],
     ) -> UploadUrl:
+        base = upload_base(request, backend.settings)
         slot = backend.files.create_upload_slot(principal.project_id, data.content_type)
-        base = str(request.base_url).rstrip("/")
         return UploadUrl(upload_url=f"{base}{UPLOADS_PATH}/{slot.token}", expires_at=iso_ms(slot.expires_at))
+
+
+def upload_base(request: Request[Any, Any, Any], settings: Settings) -> str:
+    """WFS_PUBLIC_URL, else this server as the client named it, if that name is one it answers to.
+
+    A Host header is the client's word, and an upload URL goes to whoever the client shows it to:
+    built from any Host, it would send someone else's bytes to a host of the sender's choosing.
+    """
+    if settings.public_url:
+        return settings.public_url
+    host = request.headers.get("host")
+    if host is not None and not host_allowed(host, settings.allowed_hosts):
+        raise InvalidInput(
+            "Host",
+            f"{host!r} is not a name this server answers to; set WFS_PUBLIC_URL, or add the host"
+            " to WFS_ALLOWED_HOSTS",
+        )
+    return str(request.base_url).rstrip("/")
+
+
+def host_allowed(host: str, allowed: tuple[str, ...]) -> bool:
+    """Whether a Host header (`name[:port]`) names one of `allowed` (any port; `*` allows any name)."""
+    match = HOST_HEADER.fullmatch(host)
+    if match is None:
+        return False
+    return "*" in allowed or host_name(match.group("name")) in allowed
 
 
 @post(

@@ -7,7 +7,7 @@ from typing import Annotated, Any, Literal
 import msgspec
 from msgspec import Meta, Struct
 
-from api.schemas import Body
+from api.schemas import Body, Id
 from projections.documents import SandboxConfig
 from projections.runs import RunDocument
 
@@ -18,16 +18,18 @@ BranchName = Annotated[
 ]
 Status = Literal["queued", "running", "succeeded", "failed", "cancelled"]
 Label = Annotated[str, Meta(min_length=1, max_length=200)]
-Tokens = Annotated[int, Meta(ge=0)]
+MAX_TOKENS = 2**53 - 1
+"""The largest integer every JSON client reads exactly."""
+Tokens = Annotated[int, Meta(ge=0, le=MAX_TOKENS)]
 
 
 class StartRun(Body):
-    workflow_id: str
+    workflow_id: Id
     prompt: Prompt
     github_repo_url: Url | None = None
     branch_name: BranchName | None = None
     config: SandboxConfig | None = None
-    reference_image_ids: Annotated[list[str], Meta(max_length=100)] = []
+    reference_image_ids: Annotated[list[Id], Meta(max_length=100)] = []
 
 
 class CostLine(Struct, rename="camel", forbid_unknown_fields=True):
@@ -57,7 +59,7 @@ class RunLinks(Struct, rename="camel", forbid_unknown_fields=True):
 
 
 class ReportRun(Body):
-    run_id: str
+    run_id: Id
     status: Status
     branch_name: BranchName | None = None
     pr_url: Url | None = None
@@ -69,7 +71,7 @@ class ReportRun(Body):
 class RunCommand(Body):
     """Cancel names one run."""
 
-    run_id: str
+    run_id: Id
 
 
 class RunPage(Struct, rename="camel"):

@@ -2,20 +2,16 @@
 
 from __future__ import annotations
 
-from typing import Annotated
-
 from litestar import Controller, get, post
-from litestar.params import JSONBody, QueryParameter
+from litestar.params import JSONBody
 
 from api.auth import BackendDep, PrincipalDep
 from api.errors import READ_ERRORS, WRITE_ERRORS
-from api.params import Cursor, Limit, WorkflowId
+from api.params import Cursor, Limit, RunId, WorkflowId
 from api.run_schemas import ReportRun, RunCommand, RunPage, StartRun, to_wire
 from domain.errors import NotFound
 from domain.runs import SavedRun
 from projections.runs import RunDocument, RunPageKey
-
-RunId = Annotated[str, QueryParameter(description="The run's id")]
 
 
 def answer(backend: BackendDep, project_id: str, saved: SavedRun) -> RunDocument:

@@ -7,6 +7,7 @@ from typing import Annotated, Any, Literal
 import msgspec
 from msgspec import UNSET, Meta, Struct, UnsetType
 
+from domain.workflow import MAX_VERSION
 from projections.documents import PersonaStep, SandboxConfig, Step, WorkflowGraph, WorkflowListItem
 
 Description = Annotated[str, Meta(max_length=10_000)]
@@ -15,7 +16,10 @@ WorkflowType = Annotated[str, Meta(min_length=1, max_length=64)]
 MaxIterations = Annotated[int, Meta(ge=1, le=100)]
 Steps = Annotated[list[Step], Meta(max_length=100)]
 PersonaSteps = Annotated[list[PersonaStep], Meta(max_length=100)]
-Version = Annotated[int, Meta(ge=1)]
+Version = Annotated[int, Meta(ge=1, le=MAX_VERSION)]
+MAX_ID_LENGTH = 200
+"""Ids are opaque, but none is longer than this; a longer one is refused (400) rather than looked up."""
+Id = Annotated[str, Meta(max_length=MAX_ID_LENGTH)]
 Name = Annotated[str, Meta(description="1 to 200 characters after trimming surrounding white space")]
 
 
@@ -37,7 +41,7 @@ class CreateWorkflow(Body):
 
 
 class UpdateWorkflow(Body):
-    workflow_id: str
+    workflow_id: Id
     name: Name | UnsetType = UNSET
     description: Description | UnsetType | None = UNSET
     type: WorkflowType | UnsetType = UNSET
@@ -52,19 +56,19 @@ class UpdateWorkflow(Body):
 
 
 class RenameWorkflow(Body):
-    workflow_id: str
+    workflow_id: Id
     name: Name
     expected_version: Version | None = None
 
 
 class RevertWorkflow(Body):
-    workflow_id: str
-    version_id: str
+    workflow_id: Id
+    version_id: Id
     expected_version: Version | None = None
 
 
 class DuplicateWorkflow(Body):
-    workflow_id: str
+    workflow_id: Id
     name: Name | None = None
     expected_version: Version | None = None
 
@@ -72,12 +76,12 @@ class DuplicateWorkflow(Body):
 class WorkflowCommand(Body):
     """Delete, restore and permanent delete name one workflow."""
 
-    workflow_id: str
+    workflow_id: Id
     expected_version: Version | None = None
 
 
 class BulkDeleteWorkflows(Body):
-    workflow_ids: Annotated[list[str], Meta(min_length=1, max_length=100)]
+    workflow_ids: Annotated[list[Id], Meta(min_length=1, max_length=100)]
 
 
 class BulkDeleteResult(Struct, rename="camel"):

@@ -8,9 +8,10 @@ import msgspec
 from litestar import Controller, Response, get, post
 from litestar.params import HeaderParameter, JSONBody, QueryParameter
 
+from api.audit import AsOf, document_as_of
 from api.auth import BackendDep, PrincipalDep
 from api.errors import READ_ERRORS, WRITE_ERRORS
-from api.params import Cursor, Limit, WorkflowId
+from api.params import Cursor, Limit, VersionNumber, WorkflowId
 from api.schemas import (
     BulkDeleteResult,
     BulkDeleteResults,
@@ -27,7 +28,7 @@ from api.schemas import (
 )
 from domain.errors import InvalidInput, NotFound
 from domain.service import Saved
-from domain.workflow import parse_version_id
+from domain.workflow import parse_version_id, parse_version_number
 from projections.documents import WorkflowDocument, render_document
 from projections.workflow_summary import PageKey
 from projections.workflow_versions import WorkflowVersions
@@ -60,10 +61,10 @@ def expected(body_version: int | None, if_match: str | None) -> int | None:
     tag = if_match.strip()
     if tag == "*":
         return None
-    tag = tag.removeprefix("W/").strip('"')
-    if not tag.isdigit():
+    version = parse_version_number(tag.removeprefix("W/").strip('"'))
+    if version is None:
         raise InvalidInput("If-Match", 'must be an ETag from get, such as "3"')
-    return int(tag)
+    return version
 
 
 class WorkflowController(Controller):
@@ -95,9 +96,15 @@ class WorkflowController(Controller):
         backend: BackendDep,
         principal: PrincipalDep,
         id: WorkflowId,
-        version: Annotated[int | None, QueryParameter(ge=1)] = None,
+        version: VersionNumber = None,
+        as_of: AsOf = None,
     ) -> Response[WorkflowDocument]:
-        """Soft-deleted workflows too; `version=N` answers the document as saved at version N."""
+        """Soft-deleted workflows too; `version=N` or `asOf=TIME` answers the document as it was then."""
+        if as_of is not None:
+            if version is not None:
+                raise InvalidInput("asOf", "give version or asOf, not both")
+            then = document_as_of(backend, principal.project_id, id, as_of)
+            return Response(then, headers={"ETag": f'"{then.version}"'})
         if version is None:
             document = backend.summaries.get(principal.project_id, id)
         else:

@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import logging
 import threading
-from collections.abc import Iterator, Sequence
+import time
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 from urllib.parse import unquote, urlsplit
+
+from domain.outage import CONNECTION_WAIT_SECONDS, SQLITE_BUSY_SECONDS
 
 DEFAULT_DATABASE_URL = "sqlite:///workflow-service.db"
 
@@ -16,6 +20,9 @@ Dialect = Literal["sqlite", "postgres"]
 
 SCHEMA_LOCK_KEY = 7310431
 """The PostgreSQL advisory lock that serialises table creation between processes."""
+CHECKPOINT_ATTEMPTS = 3
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -37,12 +44,12 @@ class StoreConfig:
             env = {
                 "PERSISTENCE_MODULE": "eventsourcing.sqlite",
                 "SQLITE_DBNAME": str(Path(path).expanduser()),
-                "SQLITE_LOCK_TIMEOUT": "30",
+                "SQLITE_LOCK_TIMEOUT": str(SQLITE_BUSY_SECONDS),
             }
             return cls(url, "sqlite", env)
         if parts.scheme in ("postgresql", "postgres"):
             env = {
-                "PERSISTENCE_MODULE": "eventsourcing.postgres",
+                "PERSISTENCE_MODULE": "domain.outage:PostgresStore",
                 "POSTGRES_DBNAME": unquote(parts.path.lstrip("/")) or "postgres",
                 "POSTGRES_HOST": parts.hostname or "127.0.0.1",
                 "POSTGRES_PORT": str(parts.port or 5432),
@@ -50,7 +57,8 @@ class StoreConfig:
                 "POSTGRES_PASSWORD": unquote(parts.password or ""),
                 "POSTGRES_POOL_SIZE": str(pool_size),
                 "POSTGRES_MAX_OVERFLOW": str(pool_size),
-                "POSTGRES_CONNECT_TIMEOUT": "10",
+                "POSTGRES_CONNECT_TIMEOUT": str(CONNECTION_WAIT_SECONDS),  # the pool's wait, despite the name
+                "POSTGRES_PRE_PING": "y",  # a connection that died while pooled is replaced, not handed out
                 "POSTGRES_LOCK_TIMEOUT": "30",
                 "POSTGRES_IDLE_IN_TRANSACTION_SESSION_TIMEOUT": "30",
             }
@@ -67,6 +75,11 @@ class Tx:
     def __init__(self, cursor: Any, dialect: Dialect) -> None:
         self._cursor = cursor
         self._dialect = dialect
+        self.committed_actions: list[Callable[[], None]] = []
+
+    def after_commit(self, action: Callable[[], None]) -> None:
+        """Run `action` once this transaction has committed (never if it rolls back)."""
+        self.committed_actions.append(action)
 
     def execute(self, sql: str, params: Sequence[Any] = ()) -> Tx:
         if self._dialect == "postgres":
@@ -92,11 +105,42 @@ class Database:
     def __init__(self, datastore: Any, dialect: Dialect) -> None:
         self.datastore = datastore
         self.dialect = dialect
+        if dialect == "sqlite":
+            _zero_deleted_content(datastore)
 
     @contextmanager
     def transaction(self, *, commit: bool = True) -> Iterator[Tx]:
         with self.datastore.transaction(commit=commit) as cursor:
-            yield Tx(cursor, self.dialect)
+            tx = Tx(cursor, self.dialect)
+            yield tx
+        if commit:
+            for action in tx.committed_actions:
+                action()
+
+    def clear_residue(self) -> None:
+        """SQLite: copy the WAL into the database file and empty it, so deleted rows leave no copy.
+
+        With secure_delete the database file's freed space is already zeroed; the WAL still holds
+        the pages as they were before. A reader still on an old snapshot makes the checkpoint
+        report busy, so it is tried again. PostgreSQL keeps dead tuples until VACUUM: out of reach.
+        """
+        if self.dialect != "sqlite":
+            return
+        for _ in range(CHECKPOINT_ATTEMPTS):
+            try:
+                if not self._checkpoint():
+                    return
+            except Exception:  # the erasure itself is committed; a failed clean-up must not undo its answer
+                log.exception("emptying the WAL failed")
+            time.sleep(0.05)
+        log.warning("the WAL could not be emptied after an erasure; SQLite empties it at a later checkpoint")
+
+    def _checkpoint(self) -> bool:
+        """Whether a reader kept the WAL from being emptied."""
+        with self.datastore.get_connection(commit=True) as connection:
+            cursor = connection.cursor()
+            cursor.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+            return bool(cursor.fetchone()[0])
 
     def run_ddl(self, statements: Sequence[str]) -> None:
         """Run CREATE statements in one transaction; call it inside `schema_lock()`."""
@@ -119,3 +163,19 @@ class Database:
                 yield
             finally:
                 connection.execute("SELECT pg_advisory_unlock(%s)", (SCHEMA_LOCK_KEY,))
+
+
+def _zero_deleted_content(datastore: Any) -> None:
+    """Every connection of the embedded store overwrites what it deletes with zeros (secure_delete).
+
+    The library opens its SQLite connections itself, so each new one is set up as it is made.
+    """
+    pool = datastore.pool
+    create = pool._create_connection
+
+    def create_zeroing() -> Any:
+        connection = create()
+        connection.cursor().execute("PRAGMA secure_delete=ON")
+        return connection
+
+    pool._create_connection = create_zeroing

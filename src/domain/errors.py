@@ -35,3 +35,15 @@ class InvalidInput(DomainError):
         super().__init__(f"{field}: {message}")
         self.field = field
         self.message = message
+
+
+class Busy(Exception):
+    """The store could not take a command in time (too many writers, or unreachable); retry shortly.
+
+    Not a DomainError: it says nothing about the request, so it is never refused as a client error.
+    """
+
+    def __init__(self, detail: str, retry_after: int = 1) -> None:
+        super().__init__(detail)
+        self.detail = detail
+        self.retry_after = retry_after

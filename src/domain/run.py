@@ -3,14 +3,14 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
+from typing import Any, ClassVar
 from urllib.parse import urlsplit
 from uuid import NAMESPACE_URL, UUID, uuid4, uuid5
 
 from eventsourcing.domain import Aggregate
 
 from domain.errors import Conflict, InvalidInput
-from domain.workflow import Actor
+from domain.workflow import Actor, Sealed
 
 STATUSES = ("queued", "running", "succeeded", "failed", "cancelled")
 FINISHED = frozenset({"succeeded", "failed", "cancelled"})
@@ -113,10 +113,33 @@ class RunNumber(Aggregate):
         )
 
 
+class RunContent(Sealed):
+    """Marks run events: their content is sealed with their *workflow's* data key, so erasing the
+    workflow erases its runs. What stays clear is what the audit trail shows, never what a user wrote.
+
+    Events stored before runs were sealed are clear text and lack `workflow_id` on Reported and
+    Cancelled; they load as they are (stored events never change).
+    """
+
+    key_owner_field: ClassVar[str] = "workflow_id"
+    clear_fields: ClassVar[frozenset[str]] = frozenset(
+        {
+            "timestamp",
+            "actor",
+            "project_id",
+            "originator_topic",
+            "workflow_id",
+            "workflow_version",
+            "run_number",
+            "status",
+        }
+    )
+
+
 class Run(Aggregate):
     """One run of a workflow; status only moves along TRANSITIONS, and a finished run never changes."""
 
-    class Started(Aggregate.Created):
+    class Started(Aggregate.Created, RunContent):
         project_id: str
         actor: Actor
         workflow_id: str
@@ -128,8 +151,9 @@ class Run(Aggregate):
         config: dict[str, Any] | None
         reference_image_ids: list[str]
 
-    class Reported(Aggregate.Event):
+    class Reported(Aggregate.Event, RunContent):
         actor: Actor
+        workflow_id: str
         status: str | None
         branch_name: str | None
         pr_url: str | None
@@ -152,8 +176,9 @@ class Run(Aggregate):
                 for link in self.links.get(kind, []):
                     aggregate.links[kind][link["id"]] = link.get("name")
 
-    class Cancelled(Aggregate.Event):
+    class Cancelled(Aggregate.Event, RunContent):
         actor: Actor
+        workflow_id: str
 
         def apply(self, aggregate: Aggregate) -> None:
             assert isinstance(aggregate, Run)
@@ -263,13 +288,15 @@ class Run(Aggregate):
         }
         if not any(changes.values()) and not any(new_links.values()):
             return
-        self.trigger_event(self.Reported, actor=actor, links=new_links, **changes)
+        self.trigger_event(
+            self.Reported, actor=actor, workflow_id=self.workflow_id, links=new_links, **changes
+        )
 
     def cancel(self, actor: Actor) -> None:
         """Stop a queued or running run."""
         if self.is_finished:
             raise Conflict(f"the run is already {self.status}; only a queued or running run can be cancelled")
-        self.trigger_event(self.Cancelled, actor=actor)
+        self.trigger_event(self.Cancelled, actor=actor, workflow_id=self.workflow_id)
 
     def move_to(self, status: str, at: datetime) -> None:
         """Change state for a status event; runs on replay too, so it only assigns."""

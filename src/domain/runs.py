@@ -77,6 +77,9 @@ class RunService:
             )
             try:
                 recordings = self.app.save(RunNumber.claim(project_id, number, run_id), run)
+            except ErasedError:
+                # The workflow was erased since it was read: its key is gone, nothing was stored.
+                raise NotFound(f"no workflow has id {workflow_id!r}") from None
             except IntegrityError:
                 self._saw(project_id, number)
                 number = self._first_free(project_id, number + 1)
@@ -130,12 +133,16 @@ class RunService:
         return run
 
     def _change(self, project_id: str, run_id: str, decide: Callable[[Run], None]) -> SavedRun:
-        run, position = decide_and_save(
-            self.app,
-            lambda: self.get_run(project_id, run_id),
-            decide,
-            "the run is being changed by others; try again",
-        )
+        try:
+            run, position = decide_and_save(
+                self.app,
+                lambda: self.get_run(project_id, run_id),
+                decide,
+                "the run is being changed by others; try again",
+            )
+        except ErasedError:
+            # Its workflow was erased since the run was read: nothing was stored.
+            raise NotFound(f"no run has id {run_id!r}") from None
         return SavedRun(run, position)
 
     def _erased(self, workflow_id: str) -> bool:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
+from time import monotonic, sleep
 from typing import Any, Literal, TypeVar
 from uuid import UUID
 
@@ -11,13 +12,17 @@ from eventsourcing.application import AggregateNotFoundError, Application
 from eventsourcing.domain import Aggregate
 from eventsourcing.persistence import IntegrityError, Mapper, Recording
 
+from domain.contention import Turns, pause_before_retry
 from domain.database import Database, Dialect
 from domain.errors import Conflict, NotFound, VersionConflict
+from domain.key_encryption import KeyEncryptionKey
 from domain.sealing import DataKeys, ErasedError, SealingMapper
 from domain.workflow import Actor, Content, Workflow, parse_workflow_id
 
-SAVE_ATTEMPTS = 8
-"""How often a command is re-decided after losing a race to a concurrent writer of the same workflow."""
+SAVE_DEADLINE_SECONDS = 10.0
+"""How long a write may wait for its turn among concurrent writers of the same aggregate (then 503)."""
+WRITERS = Turns()
+"""This process's writers, queued per aggregate id."""
 
 TAggregate = TypeVar("TAggregate", bound=Aggregate)
 
@@ -43,7 +48,7 @@ class WorkflowService(Application[UUID]):
 
     def construct_mapper(self) -> Mapper[UUID]:
         self.database = Database(self.factory.datastore, self.dialect)  # type: ignore[attr-defined]
-        self.data_keys = DataKeys(self.database)
+        self.data_keys = DataKeys(self.database, KeyEncryptionKey.from_env(self.env.get))
         return SealingMapper(transcoder=self.construct_transcoder(), keys=self.data_keys)
 
     def create_event_tables(self) -> None:
@@ -122,10 +127,27 @@ class WorkflowService(Application[UUID]):
     def bulk_delete_workflows(
         self, actor: Actor, project_id: str, workflow_ids: Iterable[str]
     ) -> tuple[list[tuple[str, BulkStatus]], int | None]:
-        """Soft-delete each workflow on its own; one's failure does not stop the others."""
+        """Soft-delete each workflow on its own; one's failure does not stop the others.
+
+        Every id is resolved before anything is deleted, so an id that fails to load stops the
+        request before it has changed anything, never halfway through.
+        """
+
+        def exists(workflow_id: str) -> bool:
+            try:
+                self.get_workflow(project_id, workflow_id)
+            except NotFound:
+                return False
+            return True
+
+        ids = list(workflow_ids)
+        found = {workflow_id for workflow_id in ids if exists(workflow_id)}
         results: list[tuple[str, BulkStatus]] = []
         position: int | None = None
-        for workflow_id in workflow_ids:
+        for workflow_id in ids:
+            if workflow_id not in found:
+                results.append((workflow_id, "not_found"))
+                continue
             try:
                 saved = self.delete_workflow(actor, project_id, workflow_id)
             except NotFound:
@@ -143,10 +165,11 @@ class WorkflowService(Application[UUID]):
         if uuid is None:
             raise NotFound(f"no workflow has id {workflow_id!r}")
         try:
-            workflow: Workflow = self.repository.get(uuid)
+            workflow: object = self.repository.get(uuid)
         except (AggregateNotFoundError, ErasedError):
             raise NotFound(f"no workflow has id {workflow_id!r}") from None
-        if workflow.project_id != project_id or workflow.erased:
+        # Runs and run-number claims share the event store: their ids load other aggregate types.
+        if not isinstance(workflow, Workflow) or workflow.project_id != project_id or workflow.erased:
             raise NotFound(f"no workflow has id {workflow_id!r}")
         return workflow
 
@@ -176,7 +199,11 @@ class WorkflowService(Application[UUID]):
             return workflow
 
         workflow, position = decide_and_save(
-            self, load, decide, "the workflow is being changed by others; try again"
+            self,
+            load,
+            decide,
+            "the workflow is being changed by others; try again",
+            key=parse_workflow_id(workflow_id),
         )
         return Saved(workflow, position)
 
@@ -191,19 +218,29 @@ def decide_and_save(
     load: Callable[[], TAggregate],
     decide: Callable[[TAggregate], None],
     busy: str,
+    key: UUID | None = None,
 ) -> tuple[TAggregate, int | None]:
-    """Load, decide, save; after losing a race to a concurrent writer, decide again on fresh state."""
-    for _ in range(SAVE_ATTEMPTS):
-        aggregate = load()
-        decide(aggregate)
-        if not aggregate.pending_events:
-            return aggregate, None
-        try:
-            recordings = application.save(aggregate)
-        except IntegrityError:
-            continue
-        return aggregate, position_of(recordings)
-    raise Conflict(busy)
+    """Load, decide, save, one writer of an aggregate at a time in this process.
+
+    `key` is the aggregate's id when the caller knows it (else it is learnt by loading first). A
+    race lost to another process is decided again on fresh state after a jittered pause; a write
+    that cannot get its turn within SAVE_DEADLINE_SECONDS is Busy (503), never a conflict.
+    """
+    deadline = monotonic() + SAVE_DEADLINE_SECONDS
+    first = load() if key is None else None
+    with WRITERS.turn(key if first is None else first.id, deadline, busy) as waited:
+        aggregate = load() if first is None or waited else first
+        races_lost = 0
+        while True:
+            decide(aggregate)
+            if not aggregate.pending_events:
+                return aggregate, None
+            try:
+                return aggregate, position_of(application.save(aggregate))
+            except IntegrityError:
+                sleep(pause_before_retry(races_lost, deadline, busy))
+                races_lost += 1
+                aggregate = load()
 
 
 def _check_expected(workflow: Workflow, expected_version: int | None) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from datetime import datetime
 from typing import Any, TypedDict
 from uuid import UUID, uuid4
@@ -243,12 +244,34 @@ class Workflow(Aggregate):
             raise Conflict("the workflow is deleted; restore it first")
 
 
+MAX_VERSION = 2**31 - 1
+"""The highest content version a client may name; far beyond any real history, and fits every SQL integer."""
+
+_VERSION_NUMBER = re.compile(r"[1-9][0-9]{0,9}")
+
+
 def parse_workflow_id(value: str) -> UUID | None:
-    """A workflow id from a client, or None when it cannot be one."""
+    """A workflow (or run) id from a client, or None when it cannot be one.
+
+    Only the spelling the service gives out counts: `UUID()` also takes upper case, braces and
+    `urn:uuid:`, which the read models (keyed by the canonical string) would not find.
+    """
     try:
-        return UUID(value)
+        uuid = UUID(value)
     except (ValueError, AttributeError, TypeError):
         return None
+    return uuid if str(uuid) == value else None
+
+
+def parse_version_number(text: str) -> int | None:
+    """A content version as the service writes it: ASCII digits, no leading zero, at most MAX_VERSION.
+
+    (`str.isdigit` also takes superscripts and other scripts' digits, which `int()` refuses.)
+    """
+    if not _VERSION_NUMBER.fullmatch(text):
+        return None
+    number = int(text)
+    return number if 1 <= number <= MAX_VERSION else None
 
 
 def version_id(workflow_id: str, version: int) -> str:
@@ -259,6 +282,7 @@ def version_id(workflow_id: str, version: int) -> str:
 def parse_version_id(value: str) -> tuple[str, int] | None:
     """The workflow id and content version a version id names, or None if it names none."""
     workflow_id, _, number = value.rpartition(".v")
-    if not workflow_id or not number.isdigit():
+    version = parse_version_number(number)
+    if not workflow_id or version is None:
         return None
-    return workflow_id, int(number)
+    return workflow_id, version

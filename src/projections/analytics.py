@@ -34,6 +34,7 @@ from projections.analytics_buckets import (
     window,
 )
 from projections.documents import iso_ms
+from projections.erasure import ERASED_WORKFLOWS_DDL, is_erased, mark_erased
 from projections.runner import Projection
 
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
@@ -180,6 +181,7 @@ class AnalyticsProjection(Projection):
         " run_id TEXT NOT NULL, model TEXT NOT NULL, cli_id TEXT NOT NULL, workflow_id TEXT NOT NULL,"
         " PRIMARY KEY (run_id, model, cli_id))",
         "CREATE INDEX IF NOT EXISTS analytics_run_models_workflow ON analytics_run_models (workflow_id)",
+        ERASED_WORKFLOWS_DDL,
     )
 
     @singledispatchmethod
@@ -188,6 +190,8 @@ class AnalyticsProjection(Projection):
 
     @apply.register
     def _started(self, event: Run.Started, tx: Tx) -> None:
+        if is_erased(tx, event.workflow_id):
+            return  # started while its workflow was being erased: erased with it
         run_id = str(event.originator_id)
         day = utc_day(event.timestamp)
         inserted = tx.execute(
@@ -217,6 +221,7 @@ class AnalyticsProjection(Projection):
 
     @apply.register
     def _erased(self, event: Workflow.PermanentlyDeleted, tx: Tx) -> None:
+        mark_erased(tx, str(event.originator_id))
         for table in self.tables:
             tx.execute(f"DELETE FROM {table} WHERE workflow_id = ?", (str(event.originator_id),))  # noqa: S608
 

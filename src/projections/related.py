@@ -19,6 +19,7 @@ from domain.run import LINK_KINDS, Run
 from domain.workflow import Workflow
 from projections.analytics import EPOCH, RelatedCounts, dump_tables, epoch_ms
 from projections.documents import iso_ms
+from projections.erasure import ERASED_WORKFLOWS_DDL, is_erased, mark_erased
 from projections.runner import Projection
 
 
@@ -75,6 +76,7 @@ class RelatedProjection(Projection):
         " PRIMARY KEY (workflow_id, kind, entity_id))",
         "CREATE INDEX IF NOT EXISTS related_entities_recent"
         " ON related_entities (workflow_id, kind, last_run_ms, entity_id)",
+        ERASED_WORKFLOWS_DDL,
     )
 
     @singledispatchmethod
@@ -83,6 +85,8 @@ class RelatedProjection(Projection):
 
     @apply.register
     def _started(self, event: Run.Started, tx: Tx) -> None:
+        if is_erased(tx, event.workflow_id):
+            return  # started while its workflow was being erased: erased with it
         tx.execute(
             "INSERT INTO related_runs (run_id, workflow_id, created_ms) VALUES (?, ?, ?)"
             " ON CONFLICT (run_id) DO NOTHING",
@@ -114,6 +118,7 @@ class RelatedProjection(Projection):
 
     @apply.register
     def _erased(self, event: Workflow.PermanentlyDeleted, tx: Tx) -> None:
+        mark_erased(tx, str(event.originator_id))
         for table in self.tables:
             tx.execute(f"DELETE FROM {table} WHERE workflow_id = ?", (str(event.originator_id),))  # noqa: S608
 

@@ -1,7 +1,9 @@
 """The runs read model: one row per run with its answer as clients read it, paged newest first.
 
 A workflow's permanent delete removes its runs' rows, so `runs/get` and `workflows/runs` answer 404
-for them like every other route (their events stay in the store; they are not the workflow's content).
+for them like every other route; their events stay in the store, sealed with the workflow's data key,
+so they are unreadable there too once the key is destroyed. A run stored after the erase (started
+while it was under way) is never added.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ from domain.database import Database, Tx
 from domain.run import FINISHED, Run
 from domain.workflow import Workflow
 from projections.documents import SandboxConfig, decode_dict, encode, iso_ms, micros
+from projections.erasure import ERASED_WORKFLOWS_DDL, is_erased, mark_erased
 from projections.runner import Projection
 
 
@@ -96,6 +99,7 @@ class RunsProjection(Projection):
         " run_id TEXT PRIMARY KEY, project_id TEXT NOT NULL, workflow_id TEXT NOT NULL,"
         " run_number BIGINT NOT NULL, created_key BIGINT NOT NULL, document TEXT NOT NULL)",
         "CREATE INDEX IF NOT EXISTS runs_page ON runs (workflow_id, created_key, run_id)",
+        ERASED_WORKFLOWS_DDL,
     )
 
     @singledispatchmethod
@@ -104,6 +108,8 @@ class RunsProjection(Projection):
 
     @apply.register
     def _started(self, event: Run.Started, tx: Tx) -> None:
+        if is_erased(tx, event.workflow_id):
+            return  # started while its workflow was being erased: erased with it
         run_id = str(event.originator_id)
         document = {
             "id": run_id,
@@ -167,6 +173,7 @@ class RunsProjection(Projection):
 
     @apply.register
     def _erased(self, event: Workflow.PermanentlyDeleted, tx: Tx) -> None:
+        mark_erased(tx, str(event.originator_id))
         tx.execute("DELETE FROM runs WHERE workflow_id = ?", (str(event.originator_id),))
 
     @staticmethod

@@ -75,6 +75,12 @@ def stop_server(server: Server) -> None:
 
 
 @pytest.fixture
+def postgres_from_template() -> bool:
+    """A server process starts from what a deployment starts from: an empty database."""
+    return False
+
+
+@pytest.fixture
 def server(database_url: str) -> Iterator[Server]:
     workers = 2 if database_url.startswith("postgresql") else 1
     running = start_server(database_url, workers=workers)

@@ -53,9 +53,9 @@ def test_keys_create_list_and_revoke(database_url: str) -> None:
     assert created.returncode == 0, created.stderr
     key_id = created.stdout.split()[2].rstrip(":")
     listed = run(database_url, "keys", "list").stdout
-    assert f"{key_id}\t{project_id}\tci" in listed
+    assert f"{key_id}\twrite\t{project_id}\tci" in listed
     assert run(database_url, "keys", "revoke", key_id).returncode == 0
-    assert "revoked" in run(database_url, "keys", "list").stdout.splitlines()[-1]
+    assert run(database_url, "keys", "list").stdout.splitlines()[-1].split("\t")[-1] != "-"  # revoked at
     assert run(database_url, "keys", "revoke", "nope").returncode == 1
     assert run(database_url, "keys", "create", "--project", "nope").returncode == 1
 

@@ -86,14 +86,17 @@ def test_a_crash_mid_batch_neither_loses_nor_double_applies(
         real_apply = type(projection).apply
         calls = {"n": 0}
 
+        class PowerCut(BaseException):
+            """Like the process dying: no handler of ordinary errors sees it."""
+
         def crashing_apply(self: Any, event: Any, tx: Any) -> None:
             calls["n"] += 1
             if calls["n"] == 10:
-                raise RuntimeError("power cut")
+                raise PowerCut
             real_apply.__get__(self)(event, tx)
 
         monkeypatch.setattr(type(projection), "apply", crashing_apply)
-        with pytest.raises(RuntimeError):
+        with pytest.raises(PowerCut):
             runner.catch_up()
         assert runner.position() == 0
         monkeypatch.undo()

@@ -1,0 +1,346 @@
+"""Permanent delete erases the workflow's runs too; data keys are wrapped; SQLite keeps no residue."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import sqlite3
+import stat
+from pathlib import Path
+from typing import Any
+from uuid import UUID, uuid4
+
+import pytest
+from litestar.testing import TestClient
+
+from api.app import create_app
+from api.backend import Backend
+from api.settings import Settings
+from domain.errors import NotFound
+from domain.key_encryption import WRAPPED_PREFIX, MasterKeyError
+from domain.sealing import ErasedError
+from domain.workflow import Actor
+from tests.conftest import Api
+
+FIXTURES = Path(__file__).parent.parent / "fixtures"
+OTHER_MASTER_KEY = "a1" * 32
+ACTOR: Actor = {"keyId": "k-test", "keyName": "tests key"}
+
+
+def unique(label: str) -> str:
+    return f"{label}-{uuid4().hex}"
+
+
+def all_table_bytes(backend: Backend) -> bytes:
+    """Every value of every table of the store, as bytes (text UTF-8 encoded), concatenated."""
+    listing = (
+        "SELECT name FROM sqlite_master WHERE type = 'table'"
+        if backend.database.dialect == "sqlite"
+        else "SELECT tablename AS name FROM pg_tables WHERE schemaname = 'public'"
+    )
+    chunks: list[bytes] = []
+    with backend.database.transaction(commit=False) as tx:
+        for table in [row["name"] for row in tx.execute(listing).fetchall()]:
+            for row in tx.execute(f'SELECT * FROM "{table}"').fetchall():  # noqa: S608 - names from the catalog
+                for value in row.values() if isinstance(row, dict) else tuple(row):
+                    if isinstance(value, bytes | memoryview):
+                        chunks.append(bytes(value))
+                    else:
+                        chunks.append(str(value).encode())
+    return b"\n".join(chunks)
+
+
+def sqlite_file_bytes(database_url: str) -> bytes:
+    """The database file, its WAL and its shared-memory index, as they are on disk now."""
+    path = database_url.removeprefix("sqlite:///")
+    files = [Path(path), Path(f"{path}-wal"), Path(f"{path}-shm")]
+    return b"\n".join(file.read_bytes() for file in files if file.exists())
+
+
+def start_run(api: Api, workflow_id: str, prompt: str, **fields: Any) -> dict[str, Any]:
+    response = api.post("/runs/start", {"workflowId": workflow_id, "prompt": prompt, **fields})
+    assert response.status_code == 201, response.text
+    run: dict[str, Any] = response.json()
+    return run
+
+
+class ErasableWorkflow:
+    """A workflow with two runs whose every content field holds a string found nowhere else."""
+
+    def __init__(self, api: Api) -> None:
+        self.secrets = {
+            label: unique(label)
+            for label in (
+                "name",
+                "description",
+                "prompt",
+                "repo",
+                "branch",
+                "pr",
+                "error",
+                "model",
+                "persona",
+            )
+        }
+        s = self.secrets
+        self.workflow = api.create(s["name"], description=s["description"])
+        self.id = self.workflow["id"]
+        self.run = start_run(
+            api,
+            self.id,
+            s["prompt"],
+            githubRepoUrl=f"https://github.com/acme/{s['repo']}",
+            branchName=s["branch"],
+        )
+        report = {
+            "runId": self.run["id"],
+            "status": "failed",
+            "prUrl": f"https://github.com/acme/app/pull/{s['pr']}",
+            "error": s["error"],
+            "costBreakdown": [{"model": s["model"], "cliId": "claude", "costUsd": 0.25}],
+            "links": {"personas": [{"id": "p-1", "name": s["persona"]}]},
+        }
+        assert api.post("/runs/report", {"runId": self.run["id"], "status": "running"}).status_code == 200
+        assert api.post("/runs/report", report).status_code == 200, report
+        self.cancelled = start_run(api, self.id, f"{s['prompt']}-second")
+        assert api.post("/runs/cancel", {"runId": self.cancelled["id"]}).status_code == 200
+        self.run_ids = [self.run["id"], self.cancelled["id"]]
+
+    def needles(self) -> list[bytes]:
+        return [value.encode() for value in self.secrets.values()]
+
+
+def test_run_content_is_sealed_with_the_workflows_key(api: Api, backend: Backend) -> None:
+    flow = ErasableWorkflow(api)
+    notifications = backend.workflows.recorder.select_notifications(start=1, limit=1000)
+    states = b"\n".join(n.state for n in notifications)
+    assert [needle for needle in flow.needles() if needle in states] == []
+
+    run_events = backend.workflows.recorder.select_events(UUID(flow.run["id"]))
+    started = backend.workflows.mapper.clear_state(run_events[0])
+    assert started["workflow_id"] == flow.id
+    assert "prompt" not in started
+    assert "sealed" in json.loads(run_events[0].state)
+    assert backend.workflows.mapper.to_domain_event(run_events[0]).prompt == flow.secrets["prompt"]
+    got = api.get("/runs/get", id=flow.run["id"]).json()
+    assert (got["prompt"], got["error"], got["status"]) == (
+        flow.secrets["prompt"],
+        flow.secrets["error"],
+        "failed",
+    )
+    with backend.database.transaction(commit=False) as tx:
+        keys = tx.execute("SELECT aggregate_id FROM data_keys").fetchall()
+    assert [row["aggregate_id"] for row in keys] == [flow.id], "runs use their workflow's key, not their own"
+
+
+def test_erasing_a_workflow_erases_its_runs_on_every_route_and_in_the_store(
+    api: Api, backend: Backend
+) -> None:
+    flow = ErasableWorkflow(api)
+    kept = api.create("kept")
+    kept_run = start_run(api, kept["id"], "kept prompt")
+
+    assert api.post("/workflows/permanent-delete", {"workflowId": flow.id}).status_code == 200
+
+    for run_id in flow.run_ids:
+        assert api.get("/runs/get", id=run_id).status_code == 404
+        assert api.post("/runs/report", {"runId": run_id, "status": "running"}).status_code == 404
+        assert api.post("/runs/cancel", {"runId": run_id}).status_code == 404
+        with pytest.raises(NotFound):
+            backend.runs.get_run(api.project_id, run_id)
+        for stored in backend.workflows.recorder.select_events(UUID(run_id)):
+            if stored.topic.endswith("Cancelled"):  # nothing in it but who and when: never sealed
+                assert "sealed" not in json.loads(stored.state)
+                continue
+            with pytest.raises(ErasedError):
+                backend.workflows.mapper.to_domain_event(stored)
+    for route in ("/workflows/runs", "/workflows/related", "/workflows/analytics"):
+        assert api.get(route, id=flow.id).status_code == 404
+    assert api.post("/runs/start", {"workflowId": flow.id, "prompt": "again"}).status_code == 404
+    with backend.database.transaction(commit=False) as tx:
+        assert tx.execute("SELECT 1 FROM data_keys WHERE aggregate_id = ?", (flow.id,)).fetchone() is None
+    assert api.get("/runs/get", id=kept_run["id"]).json()["prompt"] == "kept prompt"
+
+    for runner in backend.projector.runners:  # a rebuild brings none of it back
+        runner.drop_tables()
+        runner.create_tables()
+        runner.catch_up()
+    assert [needle for needle in flow.needles() if needle in all_table_bytes(backend)] == []
+    assert api.get("/runs/get", id=flow.run["id"]).status_code == 404
+    assert api.get("/workflows/runs", id=kept["id"]).json()["items"][0]["id"] == kept_run["id"]
+
+
+def test_a_run_stored_after_the_erase_never_reaches_a_view(
+    api: Api, backend: Backend, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The race's worst order: the start read the workflow before the erase and sealed the run with
+    the key before it was destroyed, but stored it after the erase, so one catch-up batch decodes
+    it while the key still exists and then applies the erase before it."""
+    flow = ErasableWorkflow(api)
+    late_prompt = unique("late")
+    read_before_the_erase = backend.workflows.get_workflow(api.project_id, flow.id)
+    with monkeypatch.context() as patch:
+        patch.setattr(backend.projector, "catch_up", lambda up_to=None: None)  # no view moves yet
+        patch.setattr(backend.workflows, "get_workflow", lambda *_: read_before_the_erase)
+        assert api.post("/workflows/permanent-delete", {"workflowId": flow.id}).status_code == 200
+        late = backend.runs.start_run(ACTOR, api.project_id, flow.id, late_prompt)
+    backend.projector.catch_up()
+
+    assert api.get("/runs/get", id=str(late.run.id)).status_code == 404
+    assert late_prompt.encode() not in all_table_bytes(backend)
+    with pytest.raises(ErasedError):
+        backend.workflows.mapper.to_domain_event(backend.workflows.recorder.select_events(late.run.id)[0])
+
+    head = backend.workflows.recorder.max_notification_id()
+    monkeypatch.setattr(backend.workflows, "get_workflow", lambda *_: read_before_the_erase)
+    with pytest.raises(NotFound):  # once the key is gone, a start is refused and stores nothing
+        backend.runs.start_run(ACTOR, api.project_id, flow.id, late_prompt)
+    assert backend.workflows.recorder.max_notification_id() == head
+    with backend.database.transaction(commit=False) as tx:
+        assert tx.execute("SELECT 1 FROM data_keys WHERE aggregate_id = ?", (flow.id,)).fetchone() is None
+
+
+def test_erasure_leaves_no_residue_in_the_tables_or_the_database_files(
+    api: Api, backend: Backend, database_url: str
+) -> None:
+    neighbours = [ErasableWorkflow(api) for _ in range(2)]  # rows sharing pages with the erased ones
+    flow = ErasableWorkflow(api)
+    neighbours += [ErasableWorkflow(api) for _ in range(2)]
+    key = backend.workflows.data_keys.key_for(flow.id, create=False)
+    assert key is not None
+    with backend.database.transaction(commit=False) as tx:
+        wrapped = tx.execute("SELECT data_key FROM data_keys WHERE aggregate_id = ?", (flow.id,)).fetchone()
+    needles = [*flow.needles(), key, key.hex().encode(), wrapped["data_key"].encode()]
+    sqlite = backend.database.dialect == "sqlite"
+    before = all_table_bytes(backend) + (sqlite_file_bytes(database_url) if sqlite else b"")
+    assert flow.secrets["name"].encode() in before, "the search must find what is there"
+    assert wrapped["data_key"].encode() in before
+
+    assert api.post("/workflows/permanent-delete", {"workflowId": flow.id}).status_code == 200
+
+    assert [n for n in needles if n in all_table_bytes(backend)] == []
+    if sqlite:
+        assert [n for n in needles if n in sqlite_file_bytes(database_url)] == []
+    kept = neighbours[0].secrets["name"]
+    assert api.get("/workflows/get", id=neighbours[0].id).json()["name"] == kept
+
+
+def test_data_keys_are_stored_wrapped_and_a_wrong_master_key_is_refused_at_start(
+    api: Api, backend: Backend, database_url: str, tmp_path: Path
+) -> None:
+    flow = ErasableWorkflow(api)
+    key = backend.workflows.data_keys.key_for(flow.id, create=False)
+    assert key is not None
+    with backend.database.transaction(commit=False) as tx:
+        stored = tx.execute("SELECT data_key FROM data_keys").fetchone()["data_key"]
+    assert stored.startswith(WRAPPED_PREFIX)
+    assert key.hex() not in stored
+
+    for create_tables in (True, False):
+        with pytest.raises(MasterKeyError, match="is not the one this store's data keys were wrapped with"):
+            Backend(
+                Settings(database_url=database_url, master_key=OTHER_MASTER_KEY), create_tables=create_tables
+            )
+    with pytest.raises(MasterKeyError, match="must hold 32 bytes"):
+        Backend(Settings(database_url=database_url, master_key="too short"))
+    key_file = tmp_path / "master.key"
+    key_file.write_text(str(backend.workflows.data_keys.master_key.key.hex()))
+    again = Backend(Settings(database_url=database_url, master_key=None, master_key_file=key_file))
+    try:
+        assert again.runs.get_run(api.project_id, flow.run["id"]).prompt == flow.secrets["prompt"]
+    finally:
+        again.close()
+
+
+@pytest.mark.postgres
+def test_postgresql_without_a_master_key_refuses_to_start(make_postgres_url: Any) -> None:
+    with pytest.raises(MasterKeyError, match="WFS_MASTER_KEY"):
+        Backend(Settings(database_url=make_postgres_url(), master_key=None, master_key_file=None))
+
+
+def test_the_embedded_store_makes_a_key_file_beside_the_database_on_first_start(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'data' / 'store.db'}"
+    settings = Settings(database_url=url, files_dir=tmp_path / "files", master_key=None, master_key_file=None)
+    first = Backend(settings)
+    key_file = tmp_path / "data" / "store.db.key"
+    try:
+        assert stat.S_IMODE(key_file.stat().st_mode) == 0o600
+        project = first.accounts.create_project("p")
+        with TestClient(create_app(backend=first)) as client:
+            api = Api(client, project.secret, project.project_id)
+            flow = ErasableWorkflow(api)
+    finally:
+        first.close()
+    text = key_file.read_text()
+    assert text.strip().encode() not in (tmp_path / "data" / "store.db").read_bytes()
+
+    restarted = Backend(settings)
+    try:
+        assert key_file.read_text() == text
+        assert restarted.runs.get_run(project.project_id, flow.run["id"]).prompt == flow.secrets["prompt"]
+    finally:
+        restarted.close()
+
+
+def test_a_store_written_before_wrapping_is_migrated_and_its_runs_still_load(tmp_path: Path) -> None:
+    """tests/fixtures/store-v1.db: plain-hex data keys and clear-text run events, as stored then."""
+    store = tmp_path / "store-v1.db"
+    shutil.copy(FIXTURES / "store-v1.db", store)
+    answers = json.loads((FIXTURES / "store-v1.json").read_text())
+    with sqlite3.connect(store) as connection:
+        plain_keys = [row[0] for row in connection.execute("SELECT data_key FROM data_keys")]
+    assert plain_keys
+    assert not any(key.startswith(WRAPPED_PREFIX) for key in plain_keys)
+
+    backend = Backend(Settings(database_url=f"sqlite:///{store}", files_dir=tmp_path / "files"))
+    try:
+        with backend.database.transaction(commit=False) as tx:
+            keys = [row["data_key"] for row in tx.execute("SELECT data_key FROM data_keys").fetchall()]
+        assert len(keys) == len(plain_keys)
+        assert all(key.startswith(WRAPPED_PREFIX) for key in keys)
+        assert [k for k in plain_keys if k.encode() in sqlite_file_bytes(f"sqlite:///{store}")] == []
+        assert backend.workflows.data_keys.wrap_plain_keys() == 0
+        for runner in backend.projector.runners:  # the old clear-text run events replay as they did
+            runner.drop_tables()
+            runner.create_tables()
+            runner.catch_up()
+        with TestClient(create_app(backend=backend)) as client:
+            api = Api(client, answers["key"], "")
+            for run_id in answers["runIds"]:
+                assert api.get("/runs/get", id=run_id).json() == answers["reads"][f"/runs/get?id={run_id}"]
+            workflow_id = answers["workflowId"]
+            new_run = start_run(api, workflow_id, "after the upgrade")
+            assert api.post("/workflows/permanent-delete", {"workflowId": workflow_id}).status_code == 200
+            for gone in (*answers["runIds"], new_run["id"]):
+                assert api.get("/runs/get", id=gone).status_code == 404
+    finally:
+        backend.close()
+
+
+def test_answers_kept_for_idempotency_keys_are_erased_with_their_workflow(api: Api, backend: Backend) -> None:
+    name, prompt = unique("idem-name"), unique("idem-prompt")
+    create_body = {"name": name, "pipelineSteps": [{"type": "designer"}]}
+    created = api.post("/workflows/create", create_body, headers={"Idempotency-Key": "create-1"})
+    assert created.status_code == 201, created.text
+    workflow_id = created.json()["id"]
+    run_body = {"workflowId": workflow_id, "prompt": prompt}
+    started = api.post("/runs/start", run_body, headers={"Idempotency-Key": "start-1"})
+    assert started.status_code == 201, started.text
+    replayed = api.post("/runs/start", run_body, headers={"Idempotency-Key": "start-1"})
+    assert replayed.json() == started.json()
+    with backend.database.transaction(commit=False) as tx:
+        kept = b"".join(
+            bytes(row["body"]) for row in tx.execute("SELECT body FROM idempotency_keys").fetchall()
+        )
+    assert kept, "the answers are kept"
+    assert prompt.encode() not in kept, "a kept answer is sealed at rest"
+
+    assert api.post("/workflows/permanent-delete", {"workflowId": workflow_id}).status_code == 200
+
+    stored = all_table_bytes(backend)
+    assert name.encode() not in stored
+    assert prompt.encode() not in stored
+    assert api.post("/runs/start", run_body, headers={"Idempotency-Key": "start-1"}).status_code == 404
+    again = api.post("/workflows/create", create_body, headers={"Idempotency-Key": "create-1"})
+    assert again.status_code == 201, "the erased answer is gone, so the request runs afresh"
+    assert again.json()["id"] != workflow_id

@@ -1,0 +1,193 @@
+"""Upload URLs are built from WFS_PUBLIC_URL, or from a Host the server answers to, never from any Host."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+import httpx
+import pytest
+from litestar.testing import TestClient
+
+from api.app import create_app
+from api.backend import Backend
+from api.settings import LOOPBACK_HOSTS, Settings
+from tests.integration.conftest import free_port
+
+PNG = b"\x89PNG\r\n\x1a\n" + b"\x00\x00\x00\rIHDR\x00\x00\x00\x01\x00\x00\x00\x01\x08\x06\x00\x00\x00"
+
+Connect = Callable[..., TestClient[Any]]
+"""Builds the real app over the store under test with the given settings; returns a keyed client."""
+
+
+@pytest.fixture
+def connect(database_url: str, tmp_path: Path) -> Iterator[Connect]:
+    backends: list[Backend] = []
+    clients: list[TestClient[Any]] = []
+
+    def make(**settings: Any) -> TestClient[Any]:
+        backend = Backend(Settings(database_url=database_url, files_dir=tmp_path / "files", **settings))
+        backends.append(backend)
+        client = TestClient(create_app(backend=backend), base_url="http://127.0.0.1:8000")
+        clients.append(client.__enter__())
+        client.headers["Authorization"] = f"Bearer {backend.accounts.create_project('p').secret}"
+        return client
+
+    yield make
+    for client in clients:
+        client.__exit__(None, None, None)
+    for backend in backends:
+        backend.close()
+
+
+def ask(client: TestClient[Any], host: str | None = None) -> httpx.Response:
+    headers = {"Host": host} if host else {}
+    return client.post("/api/v1/files/upload-url", json={}, headers=headers)
+
+
+def upload(client: TestClient[Any], url: str, host: str | None = None) -> httpx.Response:
+    """Send an image to an upload URL's path on this server (the URL may name a proxy in front of it)."""
+    headers = {"Content-Type": "image/png", **({"Host": host} if host else {})}
+    return client.post(urlsplit(url).path, content=PNG, headers=headers)
+
+
+@pytest.mark.parametrize(
+    "host", ["evil.example", "evil.example:8000", "localhost.evil.example", "localhost@evil.example", "[::2]"]
+)
+def test_a_host_the_server_does_not_answer_to_is_400(connect: Connect, host: str) -> None:
+    client = connect()
+
+    response = ask(client, host)
+
+    assert response.status_code == 400, response.text
+    assert response.headers["content-type"].startswith("application/problem+json")
+    assert response.json()["errors"][0]["field"] == "Host"
+
+
+@pytest.mark.parametrize("host", ["localhost:8000", "127.0.0.1:9999", "[::1]:8000", "LOCALHOST"])
+def test_an_allowed_host_gets_a_url_on_itself_that_takes_the_upload(connect: Connect, host: str) -> None:
+    client = connect()
+
+    response = ask(client, host)
+
+    assert response.status_code == 200, response.text
+    url = response.json()["uploadUrl"]
+    assert url.startswith(f"http://{host}/uploads/")
+    assert upload(client, url, host).status_code == 200
+
+
+def test_hosts_listed_in_allowed_hosts_replace_the_default(connect: Connect) -> None:
+    client = connect(allowed_hosts=("api.example.com",))
+
+    assert ask(client, "api.example.com").json()["uploadUrl"].startswith("http://api.example.com/uploads/")
+    assert ask(client, "localhost:8000").status_code == 400
+
+
+def test_star_allows_any_host(connect: Connect) -> None:
+    client = connect(allowed_hosts=("*",))
+
+    assert ask(client, "anything.example").json()["uploadUrl"].startswith("http://anything.example/uploads/")
+
+
+@pytest.mark.parametrize("host", ["evil.example", "localhost:8000"])
+def test_public_url_is_the_base_whatever_the_host(connect: Connect, host: str) -> None:
+    client = connect(public_url="https://files.example.com/wfs")
+
+    response = ask(client, host)
+
+    assert response.status_code == 200, response.text
+    url = response.json()["uploadUrl"]
+    assert url.startswith("https://files.example.com/wfs/uploads/")
+    stored = client.post(
+        url.removeprefix("https://files.example.com/wfs"), content=PNG, headers={"Content-Type": "image/png"}
+    )
+    assert stored.status_code == 200, stored.text
+
+
+def test_settings_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    for name in ("WFS_PUBLIC_URL", "WFS_ALLOWED_HOSTS", "WFS_BIND_HOST"):
+        monkeypatch.delenv(name, raising=False)
+    assert Settings.from_env().allowed_hosts == LOOPBACK_HOSTS
+    assert Settings.from_env().public_url is None
+
+    monkeypatch.setenv("WFS_BIND_HOST", "::")
+    assert Settings.from_env().allowed_hosts == (*LOOPBACK_HOSTS, "[::]")
+    monkeypatch.setenv("WFS_ALLOWED_HOSTS", " API.example.com, ,10.0.0.5 ")
+    assert Settings.from_env().allowed_hosts == ("api.example.com", "10.0.0.5")
+    monkeypatch.setenv("WFS_PUBLIC_URL", "https://api.example.com/")
+    assert Settings.from_env().public_url == "https://api.example.com"
+    monkeypatch.setenv("WFS_PUBLIC_URL", "api.example.com")
+    with pytest.raises(ValueError, match="WFS_PUBLIC_URL"):
+        Settings.from_env()
+
+
+def test_serve_allows_the_address_it_was_told_to_bind(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    for name in ("WFS_PUBLIC_URL", "WFS_ALLOWED_HOSTS", "WFS_BIND_HOST"):
+        monkeypatch.delenv(name, raising=False)
+    port = free_port()
+    process = subprocess.Popen(  # noqa: S603 - our own command
+        [
+            sys.executable,
+            "-m",
+            "api.cli",
+            "serve",
+            "--host",
+            "127.0.0.2",
+            "--port",
+            str(port),
+            "--workers",
+            "2",
+        ],
+        env={**os.environ, "DATABASE_URL": f"sqlite:///{tmp_path / 'store.db'}"},
+        cwd=tmp_path,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
+    )
+    try:
+        key = _key_printed_by(process)
+        base = f"http://127.0.0.2:{port}"
+        _wait_until_ready(base)
+        with httpx.Client(base_url=base, headers={"Authorization": f"Bearer {key}"}, timeout=30) as client:
+            own = client.post("/api/v1/files/upload-url", json={})
+            assert own.status_code == 200, own.text
+            assert own.json()["uploadUrl"].startswith(f"{base}/uploads/")
+            evil = client.post("/api/v1/files/upload-url", json={}, headers={"Host": "evil.example"})
+            assert evil.status_code == 400
+    finally:
+        process.terminate()
+        process.wait(timeout=15)
+
+
+def _key_printed_by(process: subprocess.Popen[str]) -> str:
+    """The default project's key from serve's first lines; what it prints later is drained."""
+    assert process.stdout is not None
+    key = ""
+    for line in process.stdout:
+        if line.strip().startswith("wfs_"):
+            key = line.strip()
+        if line.startswith("Serving"):
+            break
+    threading.Thread(target=process.stdout.read, daemon=True).start()
+    assert key, "serve printed no API key"
+    return key
+
+
+def _wait_until_ready(base: str) -> None:
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        try:
+            if httpx.get(f"{base}/ready", timeout=1).status_code == 200:
+                return
+        except httpx.TransportError:
+            time.sleep(0.1)
+    raise AssertionError("the server did not become ready")

@@ -1,0 +1,310 @@
+"""A read model that cannot apply one stored event skips it alone: the other views, later events, a
+restart and a rebuild all go on. A database error is never blamed on an event."""
+
+from __future__ import annotations
+
+import inspect
+import sqlite3
+from collections.abc import Callable
+from typing import Any
+
+import psycopg
+import pytest
+from eventsourcing.utils import get_topic
+
+from api.backend import Backend
+from api.settings import Settings
+from domain.run import Run
+from domain.workflow import Actor, Workflow
+from projections.failures import is_transient
+from projections.related import RelatedProjection
+from projections.runner import Projection, ProjectionRunner
+from projections.workflow_versions import WorkflowVersionsProjection
+
+ACTOR: Actor = {"keyId": "k1", "keyName": "ops"}
+STEPS = [{"type": "designer", "cliId": "claude", "model": None, "instructions": None, "id": None}]
+NUL_NAME = "Ada\x00Lovelace"
+
+
+def fail_on(
+    monkeypatch: pytest.MonkeyPatch,
+    projection: type[Projection],
+    marked: Callable[[Any], bool],
+    error: Callable[[], BaseException],
+) -> None:
+    """Make one projection raise `error()` after applying the events `marked` picks, half done as
+    real failures often are, so only a rollback of its part leaves no trace of them."""
+    real_apply = inspect.getattr_static(projection, "apply")  # a singledispatchmethod, unbound
+
+    def apply(self: Any, event: Any, tx: Any) -> None:
+        real_apply.__get__(self, type(self))(event, tx)
+        if marked(event):
+            raise error()
+
+    monkeypatch.setattr(projection, "apply", apply)
+
+
+def names_a_nul(event: Any) -> bool:
+    links = getattr(event, "links", None) or {}
+    return any("\x00" in str(link.get("name")) for kind in links.values() for link in kind)
+
+
+def make_nul_unstorable(backend: Backend, monkeypatch: pytest.MonkeyPatch) -> None:
+    """PostgreSQL's TEXT refuses U+0000 by itself; SQLite stores it, so there the related view is made
+    to refuse it the same way."""
+    if backend.database.dialect == "sqlite":
+        fail_on(monkeypatch, RelatedProjection, names_a_nul, lambda: ValueError("text cannot hold NUL"))
+
+
+def a_run(backend: Backend, project_id: str) -> tuple[str, str]:
+    saved = backend.workflows.create_workflow(ACTOR, project_id, {"name": "wf", "pipelineSteps": STEPS})
+    backend.settle(saved.position)
+    workflow_id = str(saved.workflow.id)
+    started = backend.runs.start_run(ACTOR, project_id, workflow_id, "Fix the flaky test")
+    backend.settle(started.position)
+    return workflow_id, str(started.run.id)
+
+
+def report_a_nul(backend: Backend, project_id: str, run_id: str) -> int:
+    """Around the edge, which refuses NUL with 400: straight to the domain, as a script could."""
+    saved = backend.runs.report_run(
+        ACTOR,
+        project_id,
+        run_id,
+        "running",
+        branch_name="poisoned",
+        links={"personas": [{"id": "p-nul", "name": NUL_NAME}]},
+    )
+    backend.settle(saved.position)
+    assert saved.position is not None
+    return saved.position
+
+
+def head(backend: Backend) -> int:
+    return backend.workflows.recorder.max_notification_id() or 0
+
+
+def dump(backend: Backend, runner: ProjectionRunner) -> dict[str, list[dict[str, Any]]]:
+    tables: dict[str, list[dict[str, Any]]] = {}
+    with backend.database.transaction(commit=False) as tx:
+        for table in runner.projection.tables:
+            rows = tx.execute(f"SELECT * FROM {table}").fetchall()  # noqa: S608
+            tables[table] = sorted((dict(row) for row in rows), key=repr)
+    return tables
+
+
+def failures(backend: Backend) -> list[tuple[str, int, str]]:
+    return [(f.view, f.position, f.topic) for f in backend.projector.failures(limit=100)[1]]
+
+
+def related_ids(backend: Backend, workflow_id: str) -> set[str]:
+    answer = backend.related.answer(workflow_id)
+    return {entity.id for entity in [*answer.personas, *answer.issues, *answer.learning_versions]}
+
+
+def test_a_view_skips_only_the_event_it_cannot_apply(
+    backend: Backend, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    make_nul_unstorable(backend, monkeypatch)
+    project = backend.accounts.create_project("p").project_id
+    workflow_id, run_id = a_run(backend, project)
+
+    poisoned_at = report_a_nul(backend, project, run_id)
+    later = backend.runs.report_run(
+        ACTOR, project, run_id, "running", links={"issues": [{"id": "ISS-7", "name": "later"}]}
+    )
+    backend.settle(later.position)
+
+    assert set(backend.projector.positions().values()) == {head(backend)}
+    assert failures(backend) == [("related", poisoned_at, get_topic(Run.Reported))]
+    failure = backend.projector.failures()[1][0]
+    assert failure.error_type == ("DataError" if backend.database.dialect == "postgres" else "ValueError")
+    assert "NUL" in failure.error_message
+    run = backend.runs_view.get(project, run_id)
+    assert run is not None
+    assert run.branch_name == "poisoned"  # the runs view applied the event the related view skipped
+    assert related_ids(backend, workflow_id) == {"ISS-7"}  # and the related view went on after it
+    for runner in backend.projector.runners:
+        if runner.name != "related":
+            before = dump(backend, runner)
+            runner.rebuild()
+            assert dump(backend, runner) == before, runner.name
+
+
+def test_an_event_that_cannot_be_decoded_is_recorded_for_each_view_that_reads_it(
+    backend: Backend, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    project = backend.accounts.create_project("p").project_id
+    saved = backend.workflows.create_workflow(ACTOR, project, {"name": "wf", "pipelineSteps": STEPS})
+    workflow_id = str(saved.workflow.id)
+    backend.settle(saved.position)
+    renamed = backend.workflows.rename_workflow(ACTOR, project, workflow_id, "unreadable")
+    mapper = backend.workflows.mapper
+    real_decode = mapper.to_domain_event
+
+    def decode(stored: Any) -> Any:
+        if getattr(stored, "id", None) == renamed.position:  # notifications only, not aggregate loads
+            raise ValueError("corrupt event")
+        return real_decode(stored)
+
+    monkeypatch.setattr(mapper, "to_domain_event", decode)
+    backend.settle(renamed.position)
+    later = backend.workflows.update_workflow(ACTOR, project, workflow_id, {"description": "after"})
+    backend.settle(later.position)
+
+    topic = get_topic(Workflow.Renamed)
+    readers = sorted(runner.name for runner in backend.projector.runners if runner.wants(topic))
+    assert readers
+    assert sorted(failures(backend)) == [(name, renamed.position, topic) for name in readers]
+    assert set(backend.projector.positions().values()) == {head(backend)}
+    document = backend.summaries.get(project, workflow_id)
+    assert document is not None
+    assert document.description == "after"
+
+
+def test_a_database_error_is_not_blamed_on_the_event(
+    backend: Backend, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    project = backend.accounts.create_project("p").project_id
+    before = dict(backend.projector.positions())
+
+    def busy() -> BaseException:
+        if backend.database.dialect == "postgres":
+            return psycopg.errors.LockNotAvailable("canceling statement due to lock timeout")
+        return sqlite3.OperationalError("database is locked")
+
+    fail_on(monkeypatch, WorkflowVersionsProjection, lambda event: True, busy)
+    saved = backend.workflows.create_workflow(ACTOR, project, {"name": "wf", "pipelineSteps": STEPS})
+    with pytest.raises(Exception) as raised:  # noqa: PT011 - whichever driver's error, wrapped or not
+        backend.projector.catch_up()
+    assert is_transient(raised.value)
+    assert backend.projector.positions() == before  # the whole batch waits for the database
+    assert failures(backend) == []
+
+    backend.settle(saved.position)  # a write's settle logs it and returns: the write was stored
+    monkeypatch.undo()
+    backend.projector.catch_up()
+    assert failures(backend) == []
+    assert backend.history.versions(project, str(saved.workflow.id)) is not None
+    assert set(backend.projector.positions().values()) == {head(backend)}
+
+
+def test_a_restart_starts_and_keeps_the_record(
+    database_url: str, tmp_path: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    settings = Settings(database_url=database_url, files_dir=tmp_path / "files")
+    first = Backend(settings)
+    make_nul_unstorable(first, monkeypatch)
+    project = first.accounts.create_project("p").project_id
+    _, run_id = a_run(first, project)
+    first.projector.catch_up()
+    # Stored but not yet applied when the process stops: the next start meets it first.
+    saved = first.runs.report_run(
+        ACTOR, project, run_id, "running", links={"personas": [{"id": "p-nul", "name": NUL_NAME}]}
+    )
+    first.close()
+
+    restarted = Backend(settings)
+    try:
+        restarted.projector.catch_up()
+        assert set(restarted.projector.positions().values()) == {head(restarted)}
+        assert failures(restarted) == [("related", saved.position, get_topic(Run.Reported))]
+        more = restarted.workflows.create_workflow(ACTOR, project, {"name": "next", "pipelineSteps": STEPS})
+        restarted.settle(more.position)
+        assert restarted.summaries.get(project, str(more.workflow.id)) is not None
+    finally:
+        restarted.close()
+
+
+def test_a_rebuild_applies_a_skipped_event_again(backend: Backend, monkeypatch: pytest.MonkeyPatch) -> None:
+    project = backend.accounts.create_project("p").project_id
+    saved = backend.workflows.create_workflow(ACTOR, project, {"name": "wf", "pipelineSteps": STEPS})
+    workflow_id = str(saved.workflow.id)
+    backend.settle(saved.position)
+    fail_on(
+        monkeypatch,
+        WorkflowVersionsProjection,
+        lambda event: getattr(event, "name", None) == "renamed",
+        lambda: KeyError("a bug in the view"),
+    )
+    renamed = backend.workflows.rename_workflow(ACTOR, project, workflow_id, "renamed")
+    backend.settle(renamed.position)
+    runner = backend.projector.runner("workflow_version")
+    assert failures(backend) == [("workflow_version", renamed.position, get_topic(Workflow.Renamed))]
+
+    position, again = runner.rebuild()  # the bug is still there: recorded again, nothing else lost
+    assert position == head(backend)
+    assert [(f.view, f.position) for f in again] == [("workflow_version", renamed.position)]
+    assert failures(backend) == [("workflow_version", renamed.position, get_topic(Workflow.Renamed))]
+    skipped = dump(backend, runner)
+
+    monkeypatch.undo()  # the bug is fixed
+    position, again = runner.rebuild()
+    assert (position, again, failures(backend)) == (head(backend), [], [])
+    assert dump(backend, runner) != skipped
+    versions = backend.history.versions(project, workflow_id)
+    assert versions is not None
+    assert [entry.version for entry in versions.versions] == [2, 1]
+
+
+def test_a_rebuild_that_fails_leaves_the_old_view(backend: Backend, monkeypatch: pytest.MonkeyPatch) -> None:
+    project = backend.accounts.create_project("p").project_id
+    for i in range(4):
+        saved = backend.workflows.create_workflow(ACTOR, project, {"name": f"wf {i}", "pipelineSteps": STEPS})
+        backend.settle(saved.position)
+    runner = backend.projector.runner("workflow_summary")
+    before = dump(backend, runner)
+    position = runner.position()
+    calls = {"n": 0}
+
+    def lost_connection_at_the_third_event(_: Any) -> bool:
+        calls["n"] += 1
+        return calls["n"] == 3
+
+    def lost() -> BaseException:
+        if backend.database.dialect == "postgres":
+            return psycopg.OperationalError("server closed the connection unexpectedly")
+        return sqlite3.OperationalError("disk I/O error")
+
+    fail_on(monkeypatch, type(runner.projection), lost_connection_at_the_third_event, lost)
+    runner.batch_size = 2
+    with pytest.raises(Exception) as raised:  # noqa: PT011 - whichever driver's error, wrapped or not
+        runner.rebuild()
+    assert is_transient(raised.value)
+    assert calls["n"] == 3
+    assert dump(backend, runner) == before
+    assert runner.position() == position
+    assert failures(backend) == []
+
+
+def test_a_statement_the_database_refuses_inside_a_view_is_contained(
+    backend: Backend, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """PostgreSQL aborts the whole transaction on a refused statement; only the view's part is undone."""
+    project = backend.accounts.create_project("p").project_id
+    real_apply = inspect.getattr_static(WorkflowVersionsProjection, "apply")
+
+    def apply(self: Any, event: Any, tx: Any) -> None:
+        real_apply.__get__(self, type(self))(event, tx)
+        if (getattr(event, "content", None) or {}).get("name") == "refused":
+            tx.execute("INSERT INTO no_such_table (x) VALUES (1)")
+
+    monkeypatch.setattr(WorkflowVersionsProjection, "apply", apply)
+    names = ["before", "refused", "after"]
+    created = [
+        backend.workflows.create_workflow(ACTOR, project, {"name": name, "pipelineSteps": STEPS})
+        for name in names
+    ]
+    backend.projector.catch_up()  # one batch holding all three
+
+    assert failures(backend) == [("workflow_version", created[1].position, get_topic(Workflow.Created))]
+    kept = {
+        name: backend.history.versions(project, str(saved.workflow.id))
+        for name, saved in zip(names, created, strict=True)
+    }
+    assert {name: versions is not None for name, versions in kept.items()} == {
+        "before": True,
+        "refused": False,
+        "after": True,
+    }
+    assert all(backend.summaries.get(project, str(saved.workflow.id)) for saved in created)
