@@ -21,12 +21,16 @@ SortKey = tuple[int, str]
 
 def cursor_secret(database: Database) -> bytes:
     """The deployment's cursor-signing secret, shared by every process through the store."""
-    with database.transaction() as tx:
-        tx.execute(
-            "INSERT INTO service_secrets (name, secret) VALUES ('cursor', ?) ON CONFLICT (name) DO NOTHING",
-            (secrets.token_hex(32),),
-        )
-        row = tx.execute("SELECT secret FROM service_secrets WHERE name = 'cursor'").fetchone()
+    select = "SELECT secret FROM service_secrets WHERE name = 'cursor'"
+    with database.transaction(commit=False) as tx:
+        row = tx.execute(select).fetchone()
+    if row is None:  # the first start: one process makes it, the others read it
+        with database.transaction() as tx:
+            tx.execute(
+                "INSERT INTO service_secrets (name, secret) VALUES ('cursor', ?) ON CONFLICT (name) DO NOTHING",
+                (secrets.token_hex(32),),
+            )
+            row = tx.execute(select).fetchone()
     return bytes.fromhex(row["secret"])
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import fcntl
 import logging
 import threading
 import time
@@ -150,12 +151,11 @@ class Database:
 
     @contextmanager
     def schema_lock(self) -> Iterator[None]:
-        """Serialise schema changes between processes (an advisory lock on PostgreSQL).
-
-        SQLite needs none: its writers are serialised by the database file itself.
-        """
+        """Serialise schema changes between processes: an advisory lock on PostgreSQL, a lock file
+        beside the database on SQLite (its own write lock gives up after a few seconds)."""
         if self.dialect != "postgres":
-            yield
+            with _file_lock(Path(f"{self.datastore.pool.db_name}.lock")):
+                yield
             return
         with self.datastore.get_connection() as connection:
             connection.execute("SELECT pg_advisory_lock(%s)", (SCHEMA_LOCK_KEY,))
@@ -179,3 +179,14 @@ def _zero_deleted_content(datastore: Any) -> None:
         return connection
 
     pool._create_connection = create_zeroing
+
+
+@contextmanager
+def _file_lock(path: Path) -> Iterator[None]:
+    """An exclusive lock held while the block runs, released when it ends or the process dies."""
+    with path.open("a") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
