@@ -27,7 +27,8 @@ def cursor_secret(database: Database) -> bytes:
     if row is None:  # the first start: one process makes it, the others read it
         with database.transaction() as tx:
             tx.execute(
-                "INSERT INTO service_secrets (name, secret) VALUES ('cursor', ?) ON CONFLICT (name) DO NOTHING",
+                "INSERT INTO service_secrets (name, secret) VALUES ('cursor', ?)"
+                " ON CONFLICT (name) DO NOTHING",
                 (secrets.token_hex(32),),
             )
             row = tx.execute(select).fetchone()
