@@ -21,6 +21,7 @@ from api.errors import EXCEPTION_HANDLERS
 from api.files import FileController, upload
 from api.gate import check_request
 from api.idempotency import IdempotencyPlugin
+from api.metrics import RequestMetricsMiddleware, metrics, read_progress
 from api.rate_limit import ApiKeyLimitsPlugin
 from api.request_ids import RequestIdMiddleware, RequestIdPlugin
 from api.runs import RunController, WorkflowRunsController
@@ -53,12 +54,21 @@ class SkippedEvent(Struct, rename="camel"):
     failed_at: str
 
 
+class ReadModelProgress(Struct, rename="camel"):
+    """A read model's position, and how far it trails the store: in events, and in seconds (the age
+    of the oldest event it has not applied yet; 0 when caught up)."""
+
+    position: int
+    lag_events: int
+    lag_seconds: float
+
+
 class Readiness(Struct, rename="camel"):
     """`degraded`: reads and writes work, but some read model skipped events (listed, oldest first)."""
 
     status: Literal["ready", "degraded"]
     head: int
-    projections: dict[str, int]
+    projections: dict[str, ReadModelProgress]
     failure_count: int = 0
     failures: list[SkippedEvent] = []
 
@@ -71,16 +81,22 @@ def health() -> Health:
 @get("/ready", sync_to_thread=True, tags=["operations"], summary="Store reachable, views current")
 def ready(state: State) -> Readiness:
     backend: Backend = state.backend
-    head = backend.workflows.recorder.max_notification_id() or 0
-    positions = backend.projector.positions()
-    lagging = any(head - position > READY_LAG_BOUND for position in positions.values())
-    if lagging:
-        raise ServiceUnavailableException("read models are catching up")
+    progress = read_progress(backend)
+    behind = progress.furthest_behind()
+    if behind is not None and behind[1].lag_events > READY_LAG_BOUND:
+        name, view = behind
+        raise ServiceUnavailableException(
+            f"read models are catching up: {name} is {view.lag_events} events"
+            f" ({view.lag_seconds:.0f} s) behind the store"
+        )
     count, failures = backend.projector.failures(READY_FAILURES_SHOWN)
     return Readiness(
         status="degraded" if count else "ready",
-        head=head,
-        projections=positions,
+        head=progress.head,
+        projections={
+            name: ReadModelProgress(view.position, view.lag_events, view.lag_seconds)
+            for name, view in progress.views.items()
+        },
         failure_count=count,
         failures=[SkippedEvent(f.view, f.position, f.topic, f.error_type, f.failed_at) for f in failures],
     )
@@ -113,7 +129,7 @@ def create_app(settings: Settings | None = None, backend: Backend | None = None)
         security=[{"apiKey": []}],
     )
     app = Litestar(
-        route_handlers=[health, ready, api_v1, upload],
+        route_handlers=[health, ready, metrics, api_v1, upload],
         dependencies={"backend": Provide(provide_backend, sync_to_thread=False)},
         exception_handlers=EXCEPTION_HANDLERS,
         plugins=[IdempotencyPlugin(), ApiKeyLimitsPlugin(settings), RequestIdPlugin()],  # in this order
@@ -137,7 +153,8 @@ def create_app(settings: Settings | None = None, backend: Backend | None = None)
     )
     # Outermost, around Litestar's own error handling: app-level middleware runs only once a route
     # matched, and a 404 for an unknown path or a 405 must carry a request id too.
-    app.asgi_handler = RequestIdMiddleware(app.asgi_handler)
+    # The request metrics just inside it, for the same reason, and to count the status the client got.
+    app.asgi_handler = RequestIdMiddleware(RequestMetricsMiddleware(app.asgi_handler))
     return app
 
 

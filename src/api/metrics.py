@@ -1,7 +1,7 @@
 """Health you can watch: each read model's position and lag, and the Prometheus `GET /metrics` route.
 
-Request counts and latencies come from Litestar's Prometheus middleware, labelled by route template;
-the store's figures (head, each view's position and lag, skipped events) are read at scrape time.
+Request counts and latencies are counted around the whole app, labelled by route template; the
+store's figures (head, each view's position and lag, skipped events) are read at scrape time.
 """
 
 from __future__ import annotations
@@ -11,31 +11,39 @@ import logging
 import os
 import shutil
 import tempfile
+import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from litestar import Response, get
-from litestar.config.app import AppConfig
 from litestar.datastructures import State
-from litestar.plugins import InitPlugin
-from litestar.plugins.prometheus import PrometheusConfig
-from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, CollectorRegistry, generate_latest, multiprocess
+from litestar.enums import ScopeType
+from prometheus_client import (
+    CONTENT_TYPE_LATEST,
+    REGISTRY,
+    CollectorRegistry,
+    Counter,
+    Histogram,
+    generate_latest,
+    multiprocess,
+)
 from prometheus_client.metrics_core import GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
 from api.backend import Backend
 from domain.outage import is_outage
 
+if TYPE_CHECKING:
+    from litestar.types import ASGIApp, Message, Receive, Scope, Send
+
 log = logging.getLogger(__name__)
 
 METRIC_PREFIX = "wfs"
 MULTIPROCESS_DIRECTORY_VARIABLE = "PROMETHEUS_MULTIPROC_DIR"
 """Where worker processes keep their counters, so a scrape of any worker sums all of them."""
-
-NOT_COUNTED = "not_in_request_metrics"
-"""The `opt` key that keeps a route (the scrape itself) out of the request metrics."""
 
 
 @dataclass(frozen=True)
@@ -61,7 +69,7 @@ class StoreProgress:
 
 
 def read_progress(backend: Backend, now: Callable[[], datetime] = lambda: datetime.now(UTC)) -> StoreProgress:
-    """Every view's position and lag: two queries when all are caught up, one more per distinct lagging position.
+    """Every view's position and lag: two queries when all are caught up, one more per lagging position.
 
     Positions are read before the head, so a view is never reported ahead of the store.
     """
@@ -89,7 +97,22 @@ def _age_of_first_event_after(backend: Backend, position: int, now: datetime) ->
     stored_at = state.get("timestamp")
     if not isinstance(stored_at, datetime):
         return 0.0
-    return round(max((now - stored_at).total_seconds(), 0.0), 3)
+    return round(max((now - stored_at).total_seconds(), 0.0), 6)
+
+
+VIEW_GAUGES: tuple[tuple[str, str, Callable[[ViewProgress], float]], ...] = (
+    ("read_model_position", "Position of the last event the read model applied", lambda v: v.position),
+    (
+        "read_model_lag_events",
+        "Events stored that the read model has not applied yet",
+        lambda v: v.lag_events,
+    ),
+    (
+        "read_model_lag_seconds",
+        "Age of the oldest event the read model has not applied yet (0 when caught up)",
+        lambda v: v.lag_seconds,
+    ),
+)
 
 
 class StoreCollector(Collector):
@@ -110,18 +133,8 @@ class StoreCollector(Collector):
             return
         yield _gauge("store_up", "1 when the event store answered this scrape, else 0", 1)
         yield _gauge("events_stored", "Position of the newest stored event (the store's head)", progress.head)
-        yield _per_view(
-            "read_model_position", "Position of the last event the read model applied", progress,
-            lambda view: view.position,
-        )
-        yield _per_view(
-            "read_model_lag_events", "Events stored that the read model has not applied yet", progress,
-            lambda view: view.lag_events,
-        )
-        yield _per_view(
-            "read_model_lag_seconds", "Age of the oldest event the read model has not applied (0: caught up)",
-            progress, lambda view: view.lag_seconds,
-        )
+        for name, documentation, value in VIEW_GAUGES:
+            yield _per_view(name, documentation, progress, value)
         yield _gauge(
             "read_model_skipped_events",
             "Events some read model could not apply and skipped (listed by /ready; rebuild retries them)",
@@ -142,12 +155,63 @@ def _per_view(
     return family
 
 
+REQUESTS = Counter(
+    f"{METRIC_PREFIX}_http_requests_total",
+    "HTTP requests answered, by method, route template and status",
+    ["method", "route", "status"],
+)
+LATENCY = Histogram(
+    f"{METRIC_PREFIX}_http_request_duration_seconds",
+    "Time from a request's arrival to the end of its answer, by method, route template and status",
+    ["method", "route", "status"],
+)
+SCRAPE_ROUTE = "/metrics"
+"""Not counted itself: a scraper's own requests would only add noise."""
+KNOWN_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
+"""Any other method a client makes up is counted as `other`, so it cannot add series without end."""
+UNMATCHED = "unmatched"
+"""The route of a request no route matched (a 404 for an unknown path, a 405): never the raw path."""
+
+
+class RequestMetricsMiddleware:
+    """Pure ASGI, around all of Litestar: counts and times every answer with the status the client got.
+
+    Inside any Litestar middleware it would miss the 404s and 405s of the router, and count a 429
+    (raised by the rate limit, answered outside it) with the wrong status.
+    """
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != ScopeType.HTTP:
+            await self.app(scope, receive, send)
+            return
+        status = 500  # what the request-id middleware answers for an error that escapes the app
+
+        async def noting_status(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+            await send(message)
+
+        started = time.perf_counter()
+        try:
+            await self.app(scope, receive, noting_status)
+        finally:
+            route = scope.get("path_template") or UNMATCHED  # set by the router as it matched
+            if route != SCRAPE_ROUTE:
+                method = scope["method"] if scope["method"] in KNOWN_METHODS else "other"
+                labels = (method, route, str(status))
+                REQUESTS.labels(*labels).inc()
+                LATENCY.labels(*labels).observe(time.perf_counter() - started)
+
+
 @get(
-    "/metrics",
+    SCRAPE_ROUTE,
     sync_to_thread=True,
     tags=["operations"],
     summary="Prometheus metrics: requests, latencies, the store and its read models",
-    opt={NOT_COUNTED: True},
     media_type=CONTENT_TYPE_LATEST,
 )
 def metrics(state: State) -> Response[bytes]:
@@ -162,34 +226,6 @@ def _request_metrics() -> Collector:
     registry = CollectorRegistry()
     multiprocess.MultiProcessCollector(registry)  # type: ignore[no-untyped-call]
     return registry
-
-
-def request_metrics_config() -> PrometheusConfig:
-    return PrometheusConfig(
-        app_name="workflow-service",
-        prefix=METRIC_PREFIX,
-        group_path=True,  # the route template (`/api/v1/workflows/get`), never a raw path with ids
-        exclude_opt_key=NOT_COUNTED,
-    )
-
-
-class MetricsPlugin(InitPlugin):
-    """Adds `GET /metrics` and the request metrics, outermost of the app's middleware so a 429 counts too.
-
-    List it after any plugin that inserts middleware at the front.
-    """
-
-    def on_app_init(self, app_config: AppConfig) -> AppConfig:
-        app_config.middleware.insert(0, request_metrics_config().middleware)
-        app_config.route_handlers.append(metrics)
-        app_config.on_shutdown.append(_forget_this_process)
-        return app_config
-
-
-def _forget_this_process() -> None:
-    """A stopping worker's in-progress gauge must not outlive it; its counters stay in the sums."""
-    if os.environ.get(MULTIPROCESS_DIRECTORY_VARIABLE):
-        multiprocess.mark_process_dead(os.getpid())  # type: ignore[no-untyped-call]
 
 
 def prepare_multiprocess_metrics(workers: int) -> None:

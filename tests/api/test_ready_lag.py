@@ -1,0 +1,156 @@
+"""Over HTTP: `/ready` shows each read model's position and how far it trails the store, in events and
+in seconds, beside any event a view skipped; past the bound it answers 503 saying which view lags."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from typing import Any
+
+import pytest
+from litestar.testing import TestClient
+
+from api.backend import Backend
+from domain.service import Saved
+from domain.workflow import Workflow
+from projections.workflow_summary import WorkflowSummaryProjection
+from tests.conftest import Api
+from tests.projections.test_failure_isolation import ACTOR, STEPS, fail_on, head
+
+ROUNDING = 1e-3
+"""Seconds of slack for the service's rounding when comparing its lag with the clock here."""
+
+
+@pytest.fixture
+def elsewhere(backend: Backend) -> Iterator[Backend]:
+    """Another process's backend over the same store: the service learns of its writes only by catching up."""
+    other = Backend(backend.settings, create_tables=False)
+    yield other
+    other.close()
+
+
+def pause_catch_up(backend: Backend, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The service's catch-up (after its own writes, and its follower's) does nothing until undone."""
+    monkeypatch.setattr(backend.projector, "catch_up", lambda *_, **__: None)
+
+
+def ready(client: TestClient[Any]) -> dict[str, Any]:
+    response = client.get("/ready")
+    assert response.status_code == 200, response.text
+    body: dict[str, Any] = response.json()
+    return body
+
+
+def write_behind(other: Backend, project_id: str, name: str) -> Saved:
+    return other.workflows.create_workflow(ACTOR, project_id, {"name": name, "pipelineSteps": STEPS})
+
+
+def test_caught_up_every_view_is_at_the_head_with_no_lag(
+    backend: Backend, client: TestClient[Any], api: Api
+) -> None:
+    api.create()
+    body = ready(client)
+    assert body["status"] == "ready"
+    assert body["head"] == head(backend) > 0
+    assert set(body["projections"]) == set(backend.projector.positions())
+    assert {"workflow_summary", "audit"} <= set(body["projections"])
+    for view in body["projections"].values():
+        assert view == {"position": body["head"], "lagEvents": 0, "lagSeconds": 0}
+
+
+def test_events_stored_behind_the_service_show_as_lag_in_events_and_seconds(
+    backend: Backend, elsewhere: Backend, client: TestClient[Any], api: Api, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    api.create()
+    pause_catch_up(backend, monkeypatch)
+    applied = head(backend)
+    oldest = write_behind(elsewhere, api.project_id, "first unapplied")
+    write_behind(elsewhere, api.project_id, "second unapplied")
+
+    before = datetime.now(UTC)
+    body = ready(client)
+    after = datetime.now(UTC)
+
+    assert body["status"] == "ready"  # within the bound
+    assert body["head"] == head(backend) == applied + 2
+    stored_at = oldest.workflow.created_on
+    for view in body["projections"].values():
+        assert view["position"] == applied
+        assert view["lagEvents"] == 2
+        assert view["lagSeconds"] > 0
+        # the age of the oldest event not applied, as the service's clock read it during the request
+        assert (before - stored_at).total_seconds() - ROUNDING <= view["lagSeconds"]
+        assert view["lagSeconds"] <= (after - stored_at).total_seconds() + ROUNDING
+
+
+def test_each_view_shows_its_own_lag(
+    backend: Backend, elsewhere: Backend, client: TestClient[Any], api: Api, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    api.create()
+    pause_catch_up(backend, monkeypatch)
+    write_behind(elsewhere, api.project_id, "unapplied")
+    backend.projector.runner("audit").catch_up()  # one view caught up, the others still behind
+
+    views = ready(client)["projections"]
+    assert views["audit"] == {"position": head(backend), "lagEvents": 0, "lagSeconds": 0}
+    assert views["workflow_summary"]["position"] == head(backend) - 1
+    assert views["workflow_summary"]["lagEvents"] == 1
+    assert views["workflow_summary"]["lagSeconds"] > 0
+
+
+def test_once_caught_up_the_lag_is_gone(
+    backend: Backend, elsewhere: Backend, client: TestClient[Any], api: Api, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    pause_catch_up(backend, monkeypatch)
+    write_behind(elsewhere, api.project_id, "unapplied")
+    assert {view["lagEvents"] for view in ready(client)["projections"].values()} == {1}
+    monkeypatch.undo()
+
+    backend.projector.catch_up()  # what the follower does every second
+    for view in ready(client)["projections"].values():
+        assert (view["lagEvents"], view["lagSeconds"]) == (0, 0)
+
+
+def test_beyond_the_bound_ready_is_unavailable_and_says_which_view_lags(
+    backend: Backend, elsewhere: Backend, client: TestClient[Any], api: Api, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    pause_catch_up(backend, monkeypatch)
+    monkeypatch.setattr("api.app.READY_LAG_BOUND", 1)
+    write_behind(elsewhere, api.project_id, "one")
+    assert client.get("/ready").status_code == 200  # at the bound
+    write_behind(elsewhere, api.project_id, "two")
+
+    response = client.get("/ready")
+    assert response.status_code == 503
+    assert response.headers["content-type"].startswith("application/problem+json")
+    assert "is 2 events" in response.json()["detail"]
+
+
+def test_a_skipped_event_stays_listed_beside_the_lag(
+    backend: Backend, elsewhere: Backend, client: TestClient[Any], api: Api, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    fail_on(
+        monkeypatch,
+        WorkflowSummaryProjection,
+        lambda event: isinstance(event, Workflow.Renamed),
+        lambda: ValueError("cannot apply"),
+    )
+    workflow_id = api.create()["id"]
+    renamed = api.post("/workflows/rename", {"workflowId": workflow_id, "name": "skipped by one view"})
+    assert renamed.status_code == 200, renamed.text
+    skipped_at = head(backend)
+    pause_catch_up(backend, monkeypatch)
+    write_behind(elsewhere, api.project_id, "unapplied")
+
+    body = ready(client)
+    assert body["status"] == "degraded"
+    assert body["failureCount"] == 1
+    [failure] = body["failures"]
+    assert (failure["view"], failure["position"], failure["error"]) == (
+        "workflow_summary",
+        skipped_at,
+        "ValueError",
+    )
+    summary = body["projections"]["workflow_summary"]
+    assert (summary["position"], summary["lagEvents"]) == (skipped_at, 1)
+    assert summary["lagSeconds"] > 0
