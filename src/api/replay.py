@@ -118,6 +118,7 @@ def event_items(steps: list[Step]) -> list[dict[str, Any]]:
     return [
         {
             "type": PUBLIC_TYPES[type(step.event)],
+            "workflowId": str(step.event.originator_id),
             "version": step.version,
             "occurredAt": iso_ms(step.event.timestamp),
             "actor": step.event.actor,

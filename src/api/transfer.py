@@ -20,6 +20,7 @@ import time
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import IO, Any, Literal
 from uuid import UUID
 
@@ -27,7 +28,9 @@ import msgspec
 from eventsourcing.persistence import Notification
 
 from api.backend import Backend
-from domain.database import Database, Dialect
+from api.settings import Settings
+from domain.database import Database, Dialect, StoreConfig
+from domain.key_encryption import default_key_file, resolve_master_key
 
 FORMAT = "workflow-service-export"
 FORMAT_VERSION = 1
@@ -285,6 +288,41 @@ def import_store(
     return result
 
 
+def read_header(path: Path) -> Header:
+    """The header of an export file, read alone, so an import can be refused before the store is opened."""
+    with path.open("rb") as file:
+        return _header(next(_decoded([file.readline()]), None))
+
+
+def check_master_key_for(settings: Settings, header: Header) -> None:
+    """Refuse, before the target store is touched, a master key that cannot open the exported data keys.
+
+    An embedded SQLite target without a configured key would get a new random key file on first
+    open; it is refused instead, so the operator can put the source's key file there.
+    """
+    config = StoreConfig.from_url(settings.database_url)
+    sqlite_path = config.env["SQLITE_DBNAME"] if config.dialect == "sqlite" else None
+    configured = settings.master_key or settings.master_key_file
+    if sqlite_path is not None and not configured and not default_key_file(sqlite_path).exists():
+        raise TransferError(
+            "the target needs the source deployment's master key: set WFS_MASTER_KEY, or copy the"
+            f" source's key file to {default_key_file(sqlite_path)}"
+        )
+    master_key = resolve_master_key(
+        value=settings.master_key, file=settings.master_key_file, sqlite_path=sqlite_path
+    )
+    if header.data_key_check is not None and not master_key.opens(header.data_key_check):
+        raise TransferError(_wrong_key(master_key.source))
+
+
+def _wrong_key(source: str) -> str:
+    return (
+        f"the master key from {source} is not the one the exported data keys are wrapped"
+        " with: set WFS_MASTER_KEY (or WFS_MASTER_KEY_FILE) to the source deployment's key"
+        " (for the embedded SQLite store, the content of the `<database file>.key` file)"
+    )
+
+
 def _decoded(lines: Iterable[bytes]) -> Iterator[Line]:
     for number, raw in enumerate(lines, start=1):
         if not raw.strip():
@@ -311,11 +349,7 @@ def _check_master_key(backend: Backend, header: Header) -> None:
     """The target's master key must open the exported data keys, or every imported workflow is lost."""
     master_key = backend.workflows.data_keys.master_key
     if header.data_key_check is not None and not master_key.opens(header.data_key_check):
-        raise TransferError(
-            f"the master key from {master_key.source} is not the one the exported data keys are wrapped"
-            " with: set WFS_MASTER_KEY (or WFS_MASTER_KEY_FILE) to the source deployment's key"
-            " (for the embedded SQLite store, the content of the `<database file>.key` file)"
-        )
+        raise TransferError(_wrong_key(master_key.source))
 
 
 def _refuse_a_used_store(writer: _Writer) -> None:
