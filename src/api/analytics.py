@@ -48,7 +48,7 @@ class WorkflowAnalyticsController(Controller):
             "finished runs; `related` counts every entity the workflow's runs ever linked."
         ),
     )
-    def analytics(
+    def get_workflow_analytics(
         self,
         backend: BackendDep,
         principal: PrincipalDep,
@@ -65,6 +65,6 @@ class WorkflowAnalyticsController(Controller):
         responses=READ_ERRORS,
         summary="Personas, issues and learning versions a workflow's runs used",
     )
-    def related(self, backend: BackendDep, principal: PrincipalDep, id: WorkflowId) -> RelatedAnswer:
+    def get_workflow_related(self, backend: BackendDep, principal: PrincipalDep, id: WorkflowId) -> RelatedAnswer:
         check_workflow(backend, principal.project_id, id)
         return backend.related.answer(id)

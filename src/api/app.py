@@ -8,8 +8,9 @@ from litestar import Litestar, Router, get
 from litestar.datastructures import State
 from litestar.di import Provide
 from litestar.exceptions import ServiceUnavailableException
+from litestar.handlers import HTTPRouteHandler
 from litestar.openapi import OpenAPIConfig
-from litestar.openapi.plugins import JsonRenderPlugin
+from litestar.openapi.plugins import JsonRenderPlugin, ScalarRenderPlugin
 from litestar.openapi.spec import Components, SecurityScheme
 from msgspec import Struct
 
@@ -18,7 +19,7 @@ from api.audit import AuditController
 from api.auth import provide_backend, provide_principal
 from api.backend import Backend
 from api.errors import EXCEPTION_HANDLERS
-from api.files import FileController, upload
+from api.files import FileController, upload_file
 from api.gate import check_request
 from api.idempotency import IdempotencyPlugin
 from api.metrics import RequestMetricsMiddleware, metrics, read_progress
@@ -129,7 +130,7 @@ def create_app(settings: Settings | None = None, backend: Backend | None = None)
         security=[{"apiKey": []}],
     )
     app = Litestar(
-        route_handlers=[health, ready, metrics, api_v1, upload],
+        route_handlers=[health, ready, metrics, api_v1, upload_file],
         dependencies={"backend": Provide(provide_backend, sync_to_thread=False)},
         exception_handlers=EXCEPTION_HANDLERS,
         plugins=[IdempotencyPlugin(), ApiKeyLimitsPlugin(settings), RequestIdPlugin()],  # in this order
@@ -143,7 +144,8 @@ def create_app(settings: Settings | None = None, backend: Backend | None = None)
             version="1.0.0",
             description="Event-sourced workflow definitions and their runs.",
             path="/schema",
-            render_plugins=[JsonRenderPlugin()],
+            render_plugins=[JsonRenderPlugin(), ScalarRenderPlugin(path="/docs")],
+            operation_id_creator=operation_id,
             components=Components(
                 security_schemes={
                     "apiKey": SecurityScheme(type="http", scheme="bearer", description="API key")
@@ -156,6 +158,11 @@ def create_app(settings: Settings | None = None, backend: Backend | None = None)
     # The request metrics just inside it, for the same reason, and to count the status the client got.
     app.asgi_handler = RequestIdMiddleware(RequestMetricsMiddleware(app.asgi_handler))
     return app
+
+
+def operation_id(handler: HTTPRouteHandler, *_: object) -> str:
+    """A route's OpenAPI operationId is its handler's name: `create_workflow`, `start_run`, …"""
+    return handler.handler_name
 
 
 def create_app_from_env() -> Litestar:

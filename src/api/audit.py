@@ -82,7 +82,7 @@ class AuditController(Controller):
         responses=READ_ERRORS,
         summary="A workflow's stored events, oldest first",
     )
-    def workflow_history(
+    def get_workflow_history(
         self,
         backend: BackendDep,
         principal: PrincipalDep,
@@ -101,7 +101,7 @@ class AuditController(Controller):
         return AuditPage(items=items, next_cursor=next_cursor, has_more=more)
 
     @get("/events", sync_to_thread=True, responses=READ_ERRORS, summary="The project's audit log")
-    def audit_log(
+    def list_events(
         self,
         backend: BackendDep,
         principal: PrincipalDep,

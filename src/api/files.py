@@ -62,7 +62,7 @@ class FileController(Controller):
         status_code=200,
         summary="Get a single-use upload URL",
     )
-    def upload_url(
+    def create_upload_url(
         self,
         request: Request[Any, Any, Any],
         backend: BackendDep,
@@ -111,7 +111,7 @@ def host_allowed(host: str, allowed: tuple[str, ...]) -> bool:
     "The URL is the credential: no API key. Unknown URL 404; used or expired 409; not an image 415; "
     "too large 413. A refused body leaves the URL usable until it expires.",
 )
-async def upload(request: Request[Any, Any, Any], backend: BackendDep, token: Token) -> UploadedFile:
+async def upload_file(request: Request[Any, Any, Any], backend: BackendDep, token: Token) -> UploadedFile:
     """Stream the body to disk chunk by chunk; the slot is claimed only once the bytes are accepted."""
     files = backend.files
     await to_thread.run_sync(files.check_slot, token)

@@ -105,7 +105,7 @@ class WorkflowRunsController(Controller):
     tags = ["workflows"]
 
     @get("/runs", sync_to_thread=True, responses=READ_ERRORS, summary="List a workflow's runs, newest first")
-    def list_runs(
+    def list_workflow_runs(
         self,
         backend: BackendDep,
         principal: PrincipalDep,

@@ -34,3 +34,30 @@ def test_every_workflow_route_has_schemas(client: TestClient[Any]) -> None:
     assert document["components"]["securitySchemes"]["apiKey"]["scheme"] == "bearer"
     assert "/health" in paths
     assert "/ready" in paths
+
+
+def test_operation_ids_are_the_handlers_names_and_unique(client: TestClient[Any]) -> None:
+    document = client.get("/schema/openapi.json").json()
+    ids = [
+        operation["operationId"]
+        for item in document["paths"].values()
+        for operation in item.values()
+        if isinstance(operation, dict) and "operationId" in operation
+    ]
+    assert len(ids) == len(set(ids))
+    assert {
+        "create_workflow",
+        "list_workflows",
+        "get_workflow",
+        "start_run",
+        "report_run",
+        "list_events",
+    } <= set(ids)
+    assert all(name.isidentifier() and name == name.lower() for name in ids), ids
+
+
+def test_an_interactive_docs_page_is_served(client: TestClient[Any]) -> None:
+    page = client.get("/schema/docs")
+    assert page.status_code == 200
+    assert "text/html" in page.headers["content-type"]
+    assert "/schema/openapi.json" in page.text
