@@ -65,6 +65,8 @@ class WorkflowAnalyticsController(Controller):
         responses=READ_ERRORS,
         summary="Personas, issues and learning versions a workflow's runs used",
     )
-    def get_workflow_related(self, backend: BackendDep, principal: PrincipalDep, id: WorkflowId) -> RelatedAnswer:
+    def get_workflow_related(
+        self, backend: BackendDep, principal: PrincipalDep, id: WorkflowId
+    ) -> RelatedAnswer:
         check_workflow(backend, principal.project_id, id)
         return backend.related.answer(id)

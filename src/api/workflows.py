@@ -31,7 +31,7 @@ from domain.service import Saved
 from domain.workflow import parse_version_id, parse_version_number
 from projections.documents import WorkflowDocument, render_document
 from projections.workflow_summary import PageKey
-from projections.workflow_versions import WorkflowVersions
+from projections.workflow_versions import DEFAULT_VERSIONS_LIMIT, MAX_VERSIONS_LIMIT, WorkflowVersions
 
 IfMatch = Annotated[
     str | None,
@@ -116,10 +116,24 @@ class WorkflowController(Controller):
     @get(
         "/versions", sync_to_thread=True, responses=READ_ERRORS, summary="List a workflow's content versions"
     )
-    def list_versions(self, backend: BackendDep, principal: PrincipalDep, id: WorkflowId) -> WorkflowVersions:
-        versions = backend.history.versions(principal.project_id, id)
+    def list_versions(
+        self,
+        backend: BackendDep,
+        principal: PrincipalDep,
+        id: WorkflowId,
+        limit: Annotated[
+            int, QueryParameter(ge=1, le=MAX_VERSIONS_LIMIT, description="Page size, 1 to 1000 (default 100)")
+        ] = DEFAULT_VERSIONS_LIMIT,
+        cursor: Cursor = None,
+    ) -> WorkflowVersions:
+        """Newest first, paged by version number; a cursor belongs to one workflow of one project."""
+        scope = f"versions:{principal.project_id}:{id}"
+        before = None if cursor is None else backend.cursors.decode(scope, cursor)[0]
+        versions = backend.history.versions(principal.project_id, id, limit=limit, before=before)
         if versions is None:
             raise NotFound(f"no workflow has id {id!r}")
+        if versions.has_more:
+            versions.next_cursor = backend.cursors.encode(scope, (versions.versions[-1].version, ""))
         return versions
 
     @post(

@@ -8,15 +8,22 @@ from time import monotonic, sleep
 from typing import Any, Literal, TypeVar
 from uuid import UUID
 
-from eventsourcing.application import AggregateNotFoundError, Application
+from eventsourcing.application import AggregateNotFoundError, Application, Repository
 from eventsourcing.domain import Aggregate
-from eventsourcing.persistence import IntegrityError, Mapper, Recording
+from eventsourcing.persistence import EventStore, IntegrityError, Mapper, Recording
 
 from domain.contention import Turns, pause_before_retry
 from domain.database import Database, Dialect
 from domain.errors import Conflict, NotFound, VersionConflict
 from domain.key_encryption import KeyEncryptionKey
 from domain.sealing import DataKeys, ErasedError, SealingMapper
+from domain.snapshots import (
+    SNAPSHOT_INTERVAL_VARIABLE,
+    SnapshotRepository,
+    Snapshots,
+    snapshot_interval,
+    snapshot_store,
+)
 from domain.workflow import Actor, Content, Workflow, parse_workflow_id
 
 SAVE_DEADLINE_SECONDS = 10.0
@@ -41,9 +48,12 @@ class WorkflowService(Application[UUID]):
     """Loads, decides and saves workflows; a clash with a concurrent writer is retried or refused."""
 
     name = "workflows"
+    is_snapshotting_enabled = True
+    """The snapshot table always exists; WFS_SNAPSHOT_INTERVAL=0 only stops taking and reading snapshots."""
 
     def __init__(self, env: dict[str, str], dialect: Dialect) -> None:
         self.dialect: Dialect = dialect
+        self.snapshotting: Snapshots | None = None
         super().__init__(env)
 
     def construct_mapper(self) -> Mapper[UUID]:
@@ -51,10 +61,37 @@ class WorkflowService(Application[UUID]):
         self.data_keys = DataKeys(self.database, KeyEncryptionKey.from_env(self.env.get))
         return SealingMapper(transcoder=self.construct_transcoder(), keys=self.data_keys)
 
+    def construct_snapshot_store(self) -> EventStore[UUID]:
+        """Sealed by the same mapper as the events; its recorder makes no table (create_event_tables does)."""
+        return snapshot_store(self.factory, self.mapper, self.dialect)
+
+    def construct_repository(self) -> Repository[UUID]:
+        interval = snapshot_interval(self.env.get(SNAPSHOT_INTERVAL_VARIABLE))
+        if interval and self.snapshots is not None:
+            self.snapshotting = Snapshots(self.snapshots, interval)
+        return SnapshotRepository(self.events, self.snapshotting)
+
     def create_event_tables(self) -> None:
         """Create the event store's tables; both of the library's recorders can, though not by type."""
         recorder: Any = self.recorder
         recorder.create_table()
+        if self.snapshots is not None:
+            snapshots: Any = self.snapshots.recorder
+            snapshots.create_table()
+
+    def save(self, *objs: Any, **kwargs: Any) -> list[Recording[UUID]]:
+        """Store the aggregates' new events, then snapshot a workflow that reached the interval."""
+        recordings = super().save(*objs, **kwargs)
+        repository = self.repository
+        if isinstance(repository, SnapshotRepository):
+            repository.remember(objs)
+        if self.snapshotting is not None:
+            saved_versions: dict[UUID, list[int]] = {}
+            for recording in recordings:
+                event = recording.domain_event
+                saved_versions.setdefault(event.originator_id, []).append(event.originator_version)
+            self.snapshotting.after_save(objs, saved_versions)
+        return recordings
 
     def create_workflow(self, actor: Actor, project_id: str, content: Content) -> Saved:
         workflow = Workflow.create(project_id, actor, content)
@@ -174,13 +211,24 @@ class WorkflowService(Application[UUID]):
         return workflow
 
     def content_at(self, project_id: str, workflow_id: str, version: int) -> Content:
-        """The workflow's content as it was at content version `version`, by replaying its events."""
+        """The workflow's content as it was at content version `version`.
+
+        Replayed from the latest snapshot that cannot be past it: content versions never outrun
+        event versions, so a snapshot at event version `version` or before is at or before it.
+        Events that change no content (delete, restore) are the only ones between that and the end.
+        """
         workflow = self.get_workflow(project_id, workflow_id)
         if not 1 <= version <= workflow.content_version:
             raise NotFound(f"workflow {workflow_id!r} has no version {version}")
-        replayed: Any = None
+        snapshot = None if self.snapshotting is None else self.snapshotting.latest(workflow.id, version)
+        replayed: Any = None if snapshot is None else snapshot.mutate(None)
+        if replayed is not None and replayed.content_version == version:
+            return dict(replayed.content)
+        last_possible = version + workflow.version - workflow.content_version
         event: Any
-        for event in self.events.get(workflow.id):
+        for event in self.events.get(
+            workflow.id, gt=None if replayed is None else replayed.version, lte=last_possible
+        ):
             replayed = event.mutate(replayed)
             if replayed.content_version == version:
                 return dict(replayed.content)

@@ -7,7 +7,7 @@ from datetime import datetime
 from typing import Any, TypedDict
 from uuid import UUID, uuid4
 
-from eventsourcing.domain import Aggregate
+from eventsourcing.domain import Aggregate, Snapshot
 
 from domain.errors import Conflict, InvalidInput
 
@@ -158,6 +158,11 @@ class Workflow(Aggregate):
         def apply(self, aggregate: Aggregate) -> None:
             assert isinstance(aggregate, Workflow)
             aggregate.erased = True
+
+    class Snapshot(Snapshot, Sealed):
+        """The whole state at one version (domain/snapshots.py): sealed like the events it stands for."""
+
+        clear_fields = frozenset({"timestamp", "topic"})
 
     def __init__(
         self, project_id: str, actor: Actor, content: Content, duplicated_from: str | None = None

@@ -38,12 +38,19 @@ class VersionEntry(Struct, rename="camel"):
     name: str
 
 
+DEFAULT_VERSIONS_LIMIT = 100
+"""A page of the Versions tab: enough that a usual history comes whole in one answer."""
+MAX_VERSIONS_LIMIT = 1000
+
+
 class WorkflowVersions(Struct, rename="camel"):
-    """The Versions tab: every content version, newest first."""
+    """The Versions tab, a page at a time: content versions newest first, `nextCursor` to go on."""
 
     workflow_id: str
     current_version: int
     versions: list[VersionEntry]
+    next_cursor: str | None = None
+    has_more: bool = False
 
 
 decode_entry = msgspec.json.Decoder(VersionEntry).decode
@@ -166,17 +173,42 @@ class VersionHistory:
     def __init__(self, database: Database) -> None:
         self.database = database
 
-    def versions(self, project_id: str, workflow_id: str) -> WorkflowVersions | None:
+    def versions(
+        self,
+        project_id: str,
+        workflow_id: str,
+        *,
+        limit: int = DEFAULT_VERSIONS_LIMIT,
+        before: int | None = None,
+    ) -> WorkflowVersions | None:
+        """Up to `limit` versions below `before` (None: the newest); None if the project has no such workflow.
+
+        A workflow's versions are the whole numbers 1..current, so a page is a range of the primary
+        key: it reads `limit` rows at version 10,000 as at version 10, whatever plan the database
+        picks (an `ORDER BY … LIMIT` can be planned as a sort of the whole history). `next_cursor`
+        is left to the caller, who signs the last version of the page when `has_more`.
+        """
         with self.database.transaction(commit=False) as tx:
+            newest = tx.execute(
+                "SELECT version, project_id FROM workflow_version WHERE workflow_id = ?"
+                " ORDER BY version DESC LIMIT 1",
+                (workflow_id,),
+            ).fetchone()
+            if newest is None or newest["project_id"] != project_id:
+                return None
+            top = newest["version"] + 1 if before is None else min(before, newest["version"] + 1)
             rows = tx.execute(
-                "SELECT entry FROM workflow_version WHERE workflow_id = ? AND project_id = ?"
+                "SELECT entry FROM workflow_version"
+                " WHERE workflow_id = ? AND project_id = ? AND version < ? AND version >= ?"
                 " ORDER BY version DESC",
-                (workflow_id, project_id),
+                (workflow_id, project_id, top, top - limit),
             ).fetchall()
-        if not rows:
-            return None
-        entries = [decode_entry(row["entry"]) for row in rows]
-        return WorkflowVersions(workflow_id=workflow_id, current_version=entries[0].version, versions=entries)
+        return WorkflowVersions(
+            workflow_id=workflow_id,
+            current_version=newest["version"],
+            versions=[decode_entry(row["entry"]) for row in rows],
+            has_more=top - limit > 1,
+        )
 
     def document(self, project_id: str, workflow_id: str, version: int) -> WorkflowDocument | None:
         with self.database.transaction(commit=False) as tx:

@@ -43,6 +43,9 @@ def client(store_url: str, tmp_path: Path) -> Iterator[TestClient[Any]]:
 def comparable(path: str, answer: Any) -> Any:
     if "/analytics" in path:
         return {name: value for name, value in answer.items() if name not in TIME_DEPENDENT}
+    if "/versions" in path and "hasMore" in answer:
+        # Paging came later (spec §5): a short history is one page, the rest as it was recorded.
+        assert (answer.pop("nextCursor"), answer.pop("hasMore")) == (None, False), path
     return answer
 
 
