@@ -78,6 +78,7 @@ class Backend:
             self.projector.create_tables()
             self.workflows.data_keys.check_master_key()
             self.workflows.data_keys.wrap_plain_keys()
+            cursor_secret(self.database)  # made once, under the lock; every start then only reads it
 
     def settle(self, position: int | None) -> None:
         """Return once every read model reflects the write that ended at `position`.

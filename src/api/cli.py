@@ -83,9 +83,14 @@ def build_parser() -> argparse.ArgumentParser:
     revoke.add_argument("key_id")
     revoke.set_defaults(handler=revoke_key_command)
 
-    commands.add_parser("rebuild", help="rebuild every read model from the events").set_defaults(
-        handler=rebuild_command
+    rebuild = commands.add_parser(
+        "rebuild", help="rebuild read models from the events, beside a live service, and swap them in"
     )
+    rebuild.add_argument("--projection", metavar="NAME", help="rebuild this read model only")
+    rebuild.set_defaults(handler=rebuild_command)
+    commands.add_parser(
+        "verify", help="replay every event in memory and compare with every read model (exit 1: differences)"
+    ).set_defaults(handler=verify_command)
     _add_operation_commands(commands)
     return parser
 
@@ -94,6 +99,7 @@ def serve_command(args: argparse.Namespace) -> int:
     import uvicorn
 
     from api.logs import LOG_CONFIG, configure_logging
+    from api.metrics import prepare_multiprocess_metrics
 
     configure_logging()  # JSON lines from here on, the catch-up's included
     os.environ[BIND_HOST_VARIABLE] = args.host  # the workers' settings allow it as a Host by default
@@ -107,6 +113,7 @@ def serve_command(args: argparse.Namespace) -> int:
         print(f"Created project 'default' ({new.project_id}). Its API key, shown only once:")
         print(f"  {new.secret}")
     print(f"Serving http://{args.host}:{args.port} with {args.workers} worker(s)", flush=True)
+    prepare_multiprocess_metrics(args.workers)  # before the workers start: they share its counters
     uvicorn.run(
         "api.app:create_app_from_env",
         factory=True,
@@ -230,28 +237,65 @@ def _catch_up_before_serving(backend: Backend) -> None:
         )
 
 
-def rebuild_command(_: argparse.Namespace) -> int:
-    """Each view is rebuilt in one transaction, so one that cannot be rebuilt keeps its old rows."""
-    not_rebuilt = 0
+def rebuild_command(args: argparse.Namespace) -> int:
+    """Blue/green: each view is built beside the live one, then swapped in; a failed one keeps its rows."""
+    from projections.rebuild import RebuildRefused, rebuild_live, rebuildable
+    from projections.scratch import Progress
+
     with _backend() as backend:
-        for runner in backend.projector.runners:
-            try:
-                position, skipped = runner.rebuild()
-            except Exception as error:
-                not_rebuilt += 1
+        runners = rebuildable(backend.projector.runners)
+        if args.projection is not None:
+            runners = [runner for runner in runners if runner.name == args.projection]
+            if not runners:
+                names = ", ".join(runner.name for runner in rebuildable(backend.projector.runners))
                 print(
-                    f"{runner.name}: not rebuilt, the old view is kept ({type(error).__name__}: {error})",
-                    file=sys.stderr,
+                    f"workflow-service: no read model {args.projection!r}; one of: {names}", file=sys.stderr
                 )
-                continue
-            print(f"{runner.name}: rebuilt up to position {position}")
-            for failure in skipped:
-                print(
-                    f"{runner.name}: skipped the event at position {failure.position} ({failure.topic}):"
-                    f" {failure.error_type}: {failure.error_message}",
-                    file=sys.stderr,
-                )
-    return 1 if not_rebuilt else 0
+                return 2
+        try:
+            report = rebuild_live(
+                backend.workflows, runners, backend.settings.database_url, Progress("rebuild")
+            )
+        except RebuildRefused as error:
+            print(f"workflow-service: rebuild refused: {error}", file=sys.stderr)
+            return 1
+    for view in report.views:
+        if view.error is not None:
+            cause = view.error
+            print(
+                f"{view.name}: not rebuilt, the old view is kept ({type(cause).__name__}: {cause})",
+                file=sys.stderr,
+            )
+            continue
+        print(f"{view.name}: rebuilt up to position {view.position} (swapped in {view.swap_seconds:.2f} s)")
+        for failure in view.failures:
+            print(
+                f"{view.name}: skipped the event at position {failure.position} ({failure.topic}):"
+                f" {failure.error_type}: {failure.error_message}",
+                file=sys.stderr,
+            )
+    rebuilt = [view for view in report.views if view.error is None]
+    skipped = sum(len(view.failures) for view in rebuilt)
+    print(
+        f"rebuild: {len(rebuilt)} of {len(report.views)} read models, {report.events:,} events"
+        f" in {report.seconds:.1f} s ({report.rate:,.0f} events/s), {skipped} events skipped",
+        file=sys.stderr,
+    )
+    return 0 if len(rebuilt) == len(report.views) else 1
+
+
+def verify_command(_: argparse.Namespace) -> int:
+    """Exit 1 when any read model differs from a fresh replay of the events."""
+    from projections.scratch import Progress
+    from projections.verify import verify
+
+    with _backend() as backend:
+        runners = [runner for runner in backend.projector.runners if runner.projection.tables]
+        report = verify(backend.workflows, backend.database, runners, Progress("verify"))
+    for line in report.lines():
+        print(line)
+    print(report.summary(), file=sys.stderr)
+    return 1 if report.failed else 0
 
 
 def _add_operation_commands(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -289,13 +333,16 @@ def export_command(args: argparse.Namespace) -> int:
 
 
 def import_command(args: argparse.Namespace) -> int:
-    from api.transfer import Progress, TransferError, import_store, summary
+    from pathlib import Path
+
+    from api.transfer import Progress, TransferError, check_master_key_for, import_store, read_header, summary
 
     def views_progress(position: int, head: int) -> None:
         print(f"read models: caught up to position {position:,} of {head:,}", file=sys.stderr, flush=True)
 
     progress = Progress("imported events")
     try:
+        check_master_key_for(Settings.from_env(), read_header(Path(args.file)))
         with open(args.file, "rb") as lines, _backend() as backend:
             result = import_store(backend, lines, progress, views_progress)
     except OSError as error:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 import threading
 from abc import ABC, abstractmethod
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime
@@ -13,7 +13,7 @@ from typing import Any, ClassVar
 from uuid import UUID
 
 from eventsourcing.application import Application
-from eventsourcing.persistence import Notification
+from eventsourcing.persistence import Mapper, Notification
 
 from domain.database import Database, Tx
 from domain.sealing import REQUEST_ID, ErasedError
@@ -152,6 +152,10 @@ class ProjectionRunner:
     def rebuild(self) -> tuple[int, list[ProjectionFailure]]:
         """Apply every event again to the emptied view, in one transaction; returns position, failures.
 
+        For tests and in-process use: it holds the view's lock (on SQLite the store's write lock)
+        for the whole rebuild. `workflow-service rebuild` builds beside the live view instead
+        (`projections.rebuild`).
+
         Readers keep the old view until the new one commits, and a failure (the database, not an
         event: those are recorded and skipped) leaves the old one as it was. The view's recorded
         failures are cleared first, so their events are tried again.
@@ -288,8 +292,14 @@ def _read_batch(
     after: int,
     head: int,
     batch_size: int,
+    mapper: Mapper[UUID] | None = None,
+    prepare: Callable[[Sequence[Notification]], None] | None = None,
 ) -> tuple[list[_Event], int]:
-    """The next events any of the runners reads, and the position the batch takes them to."""
+    """The next events any of the runners reads, and the position the batch takes them to.
+
+    `mapper` decodes them instead of the application's, after `prepare` has seen them (a replay's
+    fetches their data keys in one query, and remembers them).
+    """
     topics = sorted({topic for runner in runners for topic in runner.projection.topics})
     if any(not runner.projection.topics for runner in runners):
         topics = []
@@ -298,7 +308,9 @@ def _read_batch(
     )
     full = len(notifications) == batch_size
     new_position = notifications[-1].id if full else head
-    return _decode(application, notifications), new_position
+    if prepare is not None:
+        prepare(notifications)
+    return _decode(mapper or application.mapper, notifications), new_position
 
 
 def _commit_batch(
@@ -342,15 +354,15 @@ def _apply_batch(
     return failures
 
 
-def _decode(application: Application[UUID], notifications: Sequence[Notification]) -> list[_Event]:
+def _decode(mapper: Mapper[UUID], notifications: Sequence[Notification]) -> list[_Event]:
     """Notifications as domain events, each with its position; an erased event as a tombstone."""
     events: list[_Event] = []
     for notification in notifications:
         try:
-            event: object = application.mapper.to_domain_event(notification)
+            event: object = mapper.to_domain_event(notification)
             vars(event)[POSITION] = notification.id  # events are frozen; their state is this dict
         except ErasedError:
-            event = _tombstone(application, notification)
+            event = _tombstone(mapper, notification)
         except Exception as error:
             if is_transient(error):
                 raise
@@ -360,8 +372,8 @@ def _decode(application: Application[UUID], notifications: Sequence[Notification
     return events
 
 
-def _tombstone(application: Application[UUID], notification: Notification) -> Tombstone:
-    state: dict[str, Any] = application.mapper.clear_state(notification)  # type: ignore[attr-defined]
+def _tombstone(mapper: Mapper[UUID], notification: Notification) -> Tombstone:
+    state: dict[str, Any] = mapper.clear_state(notification)  # type: ignore[attr-defined]
     return Tombstone(
         position=notification.id,
         topic=notification.topic,
