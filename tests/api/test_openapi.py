@@ -60,4 +60,4 @@ def test_an_interactive_docs_page_is_served(client: TestClient[Any]) -> None:
     page = client.get("/schema/docs")
     assert page.status_code == 200
     assert "text/html" in page.headers["content-type"]
-    assert "/schema/openapi.json" in page.text
+    assert "@scalar/api-reference" in page.text
