@@ -7,7 +7,8 @@ from datetime import datetime
 from typing import Any, TypedDict
 from uuid import UUID, uuid4
 
-from eventsourcing.domain import Aggregate, Snapshot
+from eventsourcing.domain import Aggregate
+from eventsourcing.domain import Snapshot as LibrarySnapshot
 
 from domain.errors import Conflict, InvalidInput
 
@@ -159,7 +160,7 @@ class Workflow(Aggregate):
             assert isinstance(aggregate, Workflow)
             aggregate.erased = True
 
-    class Snapshot(Snapshot, Sealed):
+    class Snapshot(LibrarySnapshot, Sealed):
         """The whole state at one version (domain/snapshots.py): sealed like the events it stands for."""
 
         clear_fields = frozenset({"timestamp", "topic"})
