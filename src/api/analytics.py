@@ -11,8 +11,8 @@ from api.auth import BackendDep, PrincipalDep
 from api.errors import READ_ERRORS
 from api.params import WorkflowId
 from domain.errors import NotFound
-from projections.analytics import AnalyticsAnswer
 from projections.analytics_buckets import MAX_DAYS, MIN_DAYS, Granularity
+from projections.analytics_queries import AnalyticsAnswer
 from projections.related import RelatedAnswer
 
 Days = Annotated[

@@ -28,7 +28,7 @@ from api.request_ids import RequestIdMiddleware, RequestIdPlugin
 from api.runs import RunController, WorkflowRunsController
 from api.settings import MAX_BODY_BYTES, Settings
 from api.workflows import WorkflowController
-from projections.runner import Follower
+from projections.projector import Follower
 
 READY_LAG_BOUND = 1000
 """How many events a read model may trail the store by while the service still calls itself ready."""

@@ -16,8 +16,9 @@ from api.backend import Backend
 from api.errors import READ_ERRORS
 from api.params import Cursor, Limit, WorkflowId
 from domain.errors import InvalidInput, NotFound
-from projections.audit import AuditFilter, AuditItem, PublicType, epoch_ms
-from projections.documents import WorkflowDocument
+from projections.audit import PublicType
+from projections.audit_queries import AuditFilter, AuditItem
+from projections.documents import WorkflowDocument, epoch_ms
 
 RFC3339 = re.compile(r"\d{4}-\d{2}-\d{2}[Tt ]\d{2}:\d{2}:\d{2}(\.\d{1,9})?([Zz]|[+-]\d{2}:\d{2})")
 TIME_EXAMPLE = "2026-11-28T09:15:02.123Z"

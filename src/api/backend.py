@@ -14,11 +14,13 @@ from domain.key_encryption import resolve_master_key
 from domain.runs import RunService
 from domain.sealing import DATA_KEYS_DDL
 from domain.service import WorkflowService
-from projections.analytics import Analytics, AnalyticsProjection
-from projections.audit import AuditLog, AuditProjection
+from projections.analytics import AnalyticsProjection
+from projections.analytics_queries import Analytics
+from projections.audit import AuditProjection
+from projections.audit_queries import AuditLog
 from projections.erasure import ErasureProjection
+from projections.projector import Projector
 from projections.related import Related, RelatedProjection
-from projections.runner import Projector
 from projections.runs import Runs, RunsProjection
 from projections.workflow_summary import WorkflowSummaries, WorkflowSummaryProjection
 from projections.workflow_versions import VersionHistory, WorkflowVersionsProjection

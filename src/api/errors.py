@@ -5,8 +5,10 @@ from __future__ import annotations
 import logging
 import re
 import sqlite3
-from typing import Any
+from collections.abc import Iterable
+from typing import TYPE_CHECKING, Any
 
+import msgspec
 import psycopg
 from eventsourcing.persistence import PersistenceError
 from litestar import Request, Response
@@ -16,6 +18,9 @@ from msgspec import UNSET, Struct, UnsetType
 
 from domain.errors import Busy, Conflict, DomainError, InvalidInput, NotFound, VersionConflict
 from domain.outage import is_outage
+
+if TYPE_CHECKING:
+    from litestar.types import Send
 
 PROBLEM_MEDIA_TYPE = "application/problem+json"
 PROBLEM_BASE = "https://workflow-service.dev/problems/"
@@ -102,6 +107,29 @@ def problem(
         errors=UNSET if errors is None else errors,
     )
     return Response(body, status_code=status, media_type=PROBLEM_MEDIA_TYPE, headers=headers)
+
+
+async def send_problem(
+    send: Send,
+    status: int,
+    slug: str,
+    detail: str,
+    errors: list[FieldError] | None = None,
+    headers: Iterable[tuple[str, str]] = (),
+) -> None:
+    """The same problem document, sent as raw ASGI messages by middleware that answers outside the app."""
+    problem = Problem(
+        type=PROBLEM_BASE + slug,
+        title=TITLES[status][1],
+        status=status,
+        detail=detail,
+        errors=UNSET if errors is None else errors,
+    )
+    body = msgspec.json.encode(problem)
+    raw = [(b"content-type", PROBLEM_MEDIA_TYPE.encode()), (b"content-length", str(len(body)).encode())]
+    raw += [(name.encode(), value.encode()) for name, value in headers]
+    await send({"type": "http.response.start", "status": status, "headers": raw})
+    await send({"type": "http.response.body", "body": body, "more_body": False})
 
 
 def on_domain_error(_: Request[Any, Any, Any], error: DomainError) -> Response[Problem]:

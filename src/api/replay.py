@@ -14,8 +14,8 @@ from typing import Any
 from domain.errors import NotFound
 from domain.service import WorkflowService
 from domain.workflow import CONTENT_FIELDS, Workflow, parse_workflow_id
-from projections.audit import changes_between, epoch_ms
-from projections.documents import iso_ms, render_document
+from projections.audit import changes_between
+from projections.documents import epoch_ms, iso_ms, render_document
 
 PUBLIC_TYPES: dict[type, str] = {
     Workflow.Duplicated: "workflow.duplicated",

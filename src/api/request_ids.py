@@ -21,7 +21,7 @@ from litestar.openapi.spec.enums import OpenAPIType
 from litestar.plugins import ReceiveRoutePlugin
 from litestar.routes import HTTPRoute
 
-from api.idempotency import send_problem
+from api.errors import send_problem
 from api.logs import FIELDS
 from api.scopes import KEY_LOOKUP
 from domain.request_context import current_request_id

@@ -16,6 +16,8 @@ from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Literal
 
+import msgspec
+
 Granularity = Literal["daily", "weekly", "monthly"]
 GRANULARITIES: tuple[Granularity, ...] = ("daily", "weekly", "monthly")
 MIN_DAYS = 1
@@ -212,3 +214,7 @@ def merge_histograms(parts: Iterable[Mapping[int, int]]) -> dict[int, int]:
         for index, runs in part.items():
             merged[index] = merged.get(index, 0) + runs
     return merged
+
+
+encode_histogram = msgspec.json.Encoder().encode
+decode_histogram = msgspec.json.Decoder(list[int]).decode

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any
 
 import msgspec
@@ -119,6 +119,14 @@ class WorkflowListItem(Struct, rename="camel"):
     updated_at: str
     deleted_at: str | None
     display: Display
+
+
+EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+
+def epoch_ms(moment: datetime) -> int:
+    """Exact whole milliseconds since the epoch (no float rounding), as the wire timestamps show them."""
+    return (moment - EPOCH) // timedelta(milliseconds=1)
 
 
 def iso_ms(moment: datetime) -> str:

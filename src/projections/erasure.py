@@ -14,7 +14,7 @@ from eventsourcing.utils import get_topic
 from domain.database import Database, Tx
 from domain.sealing import DataKeys
 from domain.workflow import Workflow
-from projections.runner import Projection
+from projections.projection import Projection
 
 ERASED_WORKFLOWS_DDL = "CREATE TABLE IF NOT EXISTS erased_workflows (workflow_id TEXT PRIMARY KEY)"
 

@@ -28,8 +28,10 @@ from eventsourcing.application import Application
 from psycopg.rows import dict_row
 
 from domain.database import StoreConfig, Tx
+from projections.containment import log_failures
 from projections.failures import ProjectionFailure, clear_failures, record_failures
-from projections.runner import ProjectionRunner, _log, _read_batch
+from projections.reading import read_batch
+from projections.runner import ProjectionRunner
 from projections.scratch import REPLAY_BATCH, MemoryScratch, Progress, replay
 
 SCHEMA = "wfs_rebuild"
@@ -101,7 +103,7 @@ def rebuild_live(
         if views[runner.name].error is None:
             _catch_up(runner)
     for view in views.values():
-        _log(view.failures)
+        log_failures(view.failures)
     return RebuildReport(list(views.values()), progress.total, progress.seconds())
 
 
@@ -283,12 +285,12 @@ def _swap(
     """
     started = time.monotonic()
     with target.swap_transaction() as tx:
-        row = tx.execute(runner._select_position + target.row_lock, (application.name,)).fetchone()
+        row = tx.execute(runner.select_position + target.row_lock, (application.name,)).fetchone()
         live_position = int(row["notification_id"]) if row else 0
         failures = list(view.failures)
         position = built
         while position < live_position:  # what the old view applied since the replay read its last
-            events, position = _read_batch(application, [runner], position, live_position, REPLAY_BATCH)
+            events, position = read_batch(application, [runner], position, live_position, REPLAY_BATCH)
             failures += runner.apply_events(tx, events, contain=True)
         target.replace(tx, runner.projection.tables)
         position = max(built, live_position)

@@ -17,10 +17,11 @@ from msgspec import Struct
 from domain.database import Database, Tx
 from domain.run import LINK_KINDS, Run
 from domain.workflow import Workflow
-from projections.analytics import EPOCH, RelatedCounts, dump_tables, epoch_ms
-from projections.documents import iso_ms
+from projections.analytics import dump_tables
+from projections.analytics_queries import RelatedCounts
+from projections.documents import EPOCH, epoch_ms, iso_ms
 from projections.erasure import ERASED_WORKFLOWS_DDL, is_erased, mark_erased
-from projections.runner import Projection
+from projections.projection import Projection
 
 
 class RelatedEntity(Struct, rename="camel"):

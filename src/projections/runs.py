@@ -23,7 +23,7 @@ from domain.run import FINISHED, Run
 from domain.workflow import Workflow
 from projections.documents import SandboxConfig, decode_dict, encode, iso_ms, micros
 from projections.erasure import ERASED_WORKFLOWS_DDL, is_erased, mark_erased
-from projections.runner import Projection
+from projections.projection import Projection
 
 
 class CostBreakdownLine(Struct, rename="camel"):

@@ -27,7 +27,8 @@ from eventsourcing.persistence import Mapper, Notification
 from domain.database import Dialect, Tx
 from domain.sealing import DataKeys, SealingMapper
 from projections.failures import ProjectionFailure
-from projections.runner import ProjectionRunner, _read_batch
+from projections.reading import read_batch
+from projections.runner import ProjectionRunner
 
 REPLAY_BATCH = 5000
 """Events read and decoded per round trip; large pages make a replay several times faster."""
@@ -199,7 +200,7 @@ def replay(
     head = max(stops.values(), default=0)
     position = start
     while position < head:
-        events, next_position = _read_batch(
+        events, next_position = read_batch(
             application, runners, position, head, REPLAY_BATCH, mapper, prefetch
         )
         with scratch.transaction() as tx:

@@ -139,7 +139,7 @@ def _snapshot(
         if database.dialect == "postgres":
             tx.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ READ ONLY")
         for runner in runners:
-            row = tx.execute(runner._select_position, (runner.application.name,)).fetchone()
+            row = tx.execute(runner.select_position, (runner.application.name,)).fetchone()
             positions[runner.name] = int(row["notification_id"]) if row else 0
             for table in runner.projection.tables:
                 _copy_live_table(tx, scratch, table)

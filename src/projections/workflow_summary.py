@@ -23,7 +23,7 @@ from projections.documents import (
     micros,
     render_document,
 )
-from projections.runner import Projection
+from projections.projection import Projection
 
 
 @dataclass(frozen=True)

@@ -20,7 +20,7 @@ from projections.documents import (
     encode,
     render_document,
 )
-from projections.runner import Projection
+from projections.projection import Projection
 
 Source = Literal["create", "update", "rename", "revert", "duplicate"]
 

@@ -17,10 +17,11 @@ from litestar.testing import TestClient
 
 from api.app import create_app
 from api.backend import Backend
-from api.cli import main, serve_command
+from api.cli import main
+from api.cli.serve import serve_command
 from api.settings import Settings
 from domain.run import Run
-from projections.runner import Projector
+from projections.projector import Projector
 from projections.workflow_summary import WorkflowSummaryProjection
 from tests.conftest import Api
 from tests.integration.conftest import start_server, stop_server

@@ -11,10 +11,11 @@ from typing import Any
 import pytest
 from litestar.testing import TestClient
 
-import api.idempotency as idempotency
+import api.idempotency.middleware as middleware
 from api.app import create_app
 from api.backend import Backend
 from api.idempotency import Fingerprint, IdempotencyRecords
+from api.idempotency.records import PENDING_SECONDS
 from api.settings import Settings
 from tests.conftest import Api
 
@@ -245,7 +246,7 @@ def post_raw(api: Api, key: str) -> Any:
 def test_a_repeat_of_a_request_still_running_is_409_in_progress(
     api: Api, backend: Backend, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(idempotency, "WAIT_SECONDS", 0.2)
+    monkeypatch.setattr(middleware, "WAIT_SECONDS", 0.2)
     pending_claim(backend, api, "running")
 
     response = post_raw(api, "running")
@@ -257,9 +258,9 @@ def test_a_repeat_of_a_request_still_running_is_409_in_progress(
 
 
 def test_an_abandoned_claim_expires(api: Api, backend: Backend, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(idempotency, "WAIT_SECONDS", 0.2)
+    monkeypatch.setattr(middleware, "WAIT_SECONDS", 0.2)
     pending_claim(backend, api, "crashed")
-    backdate(backend, idempotency.PENDING_SECONDS + 1)
+    backdate(backend, PENDING_SECONDS + 1)
 
     response = post_raw(api, "crashed")
     again = post_raw(api, "crashed")

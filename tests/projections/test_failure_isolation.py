@@ -17,8 +17,9 @@ from api.settings import Settings
 from domain.run import Run
 from domain.workflow import Actor, Workflow
 from projections.failures import is_transient
+from projections.projection import Projection
 from projections.related import RelatedProjection
-from projections.runner import Projection, ProjectionRunner
+from projections.runner import ProjectionRunner
 from projections.workflow_versions import WorkflowVersionsProjection
 
 ACTOR: Actor = {"keyId": "k1", "keyName": "ops"}

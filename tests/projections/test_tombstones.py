@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from api.backend import Backend
-from projections.runner import Tombstone, position_of
+from projections.reading import Tombstone, position_of
 from tests.api.test_audit_log import OPUS, audit_log, start_run
 from tests.conftest import Api
 

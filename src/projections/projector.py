@@ -1,0 +1,75 @@
+"""All of a deployment's projections, driven together, and the thread that keeps them following the store."""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Sequence
+from uuid import UUID
+
+from eventsourcing.application import Application
+
+from domain.database import Database
+from projections.failures import ProjectionFailure, read_failures
+from projections.projection import Projection
+from projections.runner import ProjectionRunner, catch_up, read_positions
+
+log = logging.getLogger("projections.runner")
+
+
+class Projector:
+    """All of a deployment's projections, driven together."""
+
+    def __init__(
+        self, application: Application[UUID], database: Database, projections: Sequence[Projection]
+    ) -> None:
+        self.application = application
+        self.database = database
+        self.runners = [ProjectionRunner(application, database, p) for p in projections]
+        self._lock = threading.Lock()
+
+    def create_tables(self) -> None:
+        for runner in self.runners:
+            runner.create_tables()
+
+    def failures(self, limit: int = 20) -> tuple[int, list[ProjectionFailure]]:
+        """How many events some view skipped because it could not apply them, and the first few."""
+        return read_failures(self.database, limit)
+
+    def catch_up(self, up_to: int | None = None) -> None:
+        """Return once every view has applied every event up to `up_to` (default: the head)."""
+        catch_up(self.application, self.database, self.runners, self._lock, up_to)
+
+    def positions(self) -> dict[str, int]:
+        return read_positions(self.database, self.runners)
+
+    def runner(self, name: str) -> ProjectionRunner:
+        for runner in self.runners:
+            if runner.name == name:
+                return runner
+        raise KeyError(name)
+
+
+class Follower:
+    """Keeps the read models following events written elsewhere (scripts, imports, other hosts)."""
+
+    def __init__(self, projector: Projector, interval: float = 1.0) -> None:
+        self.projector = projector
+        self.interval = interval
+        self._stopped = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="projection-follower", daemon=True)
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stopped.set()
+        if self._thread.is_alive():
+            self._thread.join(timeout=10)
+
+    def _run(self) -> None:
+        while not self._stopped.wait(self.interval):
+            try:
+                self.projector.catch_up()
+            except Exception:
+                log.exception("catching up the read models failed; retrying")
