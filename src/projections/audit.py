@@ -22,7 +22,7 @@ from domain.database import Tx
 from domain.run import Run
 from domain.workflow import CONTENT_FIELDS, Actor, Content, Workflow
 from projections.documents import decode_dict, encode, epoch_ms, iso_ms
-from projections.projection import Projection
+from projections.projection import WORKFLOW_EVENTS, Projection, topics_of
 from projections.reading import Tombstone, position_of
 
 PublicType = Literal[
@@ -76,22 +76,7 @@ class AuditProjection(Projection):
 
     name = "audit"
     tables = ("audit_event", "audit_workflow", "audit_run")
-    topics = tuple(
-        get_topic(cls)
-        for cls in (
-            Workflow.Created,
-            Workflow.Duplicated,
-            Workflow.Updated,
-            Workflow.Renamed,
-            Workflow.Reverted,
-            Workflow.Deleted,
-            Workflow.Restored,
-            Workflow.PermanentlyDeleted,
-            Run.Started,
-            Run.Reported,
-            Run.Cancelled,
-        )
-    )
+    topics = topics_of(*WORKFLOW_EVENTS, Run.Started, Run.Reported, Run.Cancelled)
     ddl = (
         "CREATE TABLE IF NOT EXISTS audit_event ("
         " position BIGINT PRIMARY KEY, project_id TEXT NOT NULL, workflow_id TEXT NOT NULL,"

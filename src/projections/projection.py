@@ -5,7 +5,27 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from typing import Any, ClassVar
 
+from eventsourcing.utils import get_topic
+
 from domain.database import Tx
+from domain.workflow import Workflow
+
+WORKFLOW_EVENTS: tuple[type, ...] = (
+    Workflow.Created,
+    Workflow.Duplicated,
+    Workflow.Updated,
+    Workflow.Renamed,
+    Workflow.Reverted,
+    Workflow.Deleted,
+    Workflow.Restored,
+    Workflow.PermanentlyDeleted,
+)
+"""Every event of a workflow's life, for the read models that follow all of it."""
+
+
+def topics_of(*classes: type) -> tuple[str, ...]:
+    """The stored topics of event classes: what a projection's `topics` allow-list holds."""
+    return tuple(get_topic(cls) for cls in classes)
 
 
 class Projection(ABC):

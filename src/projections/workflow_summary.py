@@ -6,7 +6,6 @@ from dataclasses import dataclass
 from typing import Any
 
 from eventsourcing.dispatch import singledispatchmethod
-from eventsourcing.utils import get_topic
 
 from domain.database import Database, Tx
 from domain.workflow import Workflow
@@ -23,7 +22,7 @@ from projections.documents import (
     micros,
     render_document,
 )
-from projections.projection import Projection
+from projections.projection import WORKFLOW_EVENTS, Projection, topics_of
 
 
 @dataclass(frozen=True)
@@ -39,19 +38,7 @@ class WorkflowSummaryProjection(Projection):
 
     name = "workflow_summary"
     tables = ("workflow_summary",)
-    topics = tuple(
-        get_topic(cls)
-        for cls in (
-            Workflow.Created,
-            Workflow.Duplicated,
-            Workflow.Updated,
-            Workflow.Renamed,
-            Workflow.Reverted,
-            Workflow.Deleted,
-            Workflow.Restored,
-            Workflow.PermanentlyDeleted,
-        )
-    )
+    topics = topics_of(*WORKFLOW_EVENTS)
     ddl = (
         "CREATE TABLE IF NOT EXISTS workflow_summary ("
         " workflow_id TEXT PRIMARY KEY, project_id TEXT NOT NULL, deleted INTEGER NOT NULL,"

@@ -6,7 +6,6 @@ from typing import Any, Literal
 
 import msgspec
 from eventsourcing.dispatch import singledispatchmethod
-from eventsourcing.utils import get_topic
 from msgspec import Struct
 
 from domain.database import Database, Tx
@@ -20,7 +19,7 @@ from projections.documents import (
     encode,
     render_document,
 )
-from projections.projection import Projection
+from projections.projection import Projection, topics_of
 
 Source = Literal["create", "update", "rename", "revert", "duplicate"]
 
@@ -61,16 +60,13 @@ class WorkflowVersionsProjection(Projection):
 
     name = "workflow_version"
     tables = ("workflow_version",)
-    topics = tuple(
-        get_topic(cls)
-        for cls in (
-            Workflow.Created,
-            Workflow.Duplicated,
-            Workflow.Updated,
-            Workflow.Renamed,
-            Workflow.Reverted,
-            Workflow.PermanentlyDeleted,
-        )
+    topics = topics_of(
+        Workflow.Created,
+        Workflow.Duplicated,
+        Workflow.Updated,
+        Workflow.Renamed,
+        Workflow.Reverted,
+        Workflow.PermanentlyDeleted,
     )
     ddl = (
         "CREATE TABLE IF NOT EXISTS workflow_version ("
