@@ -23,7 +23,7 @@ test: $(INSTALLED)
 	    && pg_isready --quiet --host 127.0.0.1 --port 5432; then \
 	    export WFS_TEST_POSTGRES_URL="$(LOCAL_POSTGRES_URL)"; \
 	fi; \
-	$(VENV)/bin/pytest $(PYTEST_ARGS)
+	$(VENV)/bin/pytest -n auto $(PYTEST_ARGS)
 
 lint: $(INSTALLED)
 	$(VENV)/bin/ruff check src tests scripts
