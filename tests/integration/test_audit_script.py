@@ -40,7 +40,11 @@ def post(client: httpx.Client, route: str, body: dict[str, Any]) -> dict[str, An
 def moment(client: httpx.Client) -> str:
     """A time strictly between the events before and after it (the log compares to the millisecond)."""
     time.sleep(0.01)
-    stamp = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime()) + f".{time.time_ns() // 1_000_000 % 1000:03d}Z"
+    now = time.time_ns()  # one reading: seconds and milliseconds from two could straddle a second
+    stamp = (
+        time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(now // 1_000_000_000))
+        + f".{now // 1_000_000 % 1000:03d}Z"
+    )
     time.sleep(0.01)
     return stamp
 
