@@ -2,11 +2,6 @@
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
-import threading
-import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -19,7 +14,7 @@ from litestar.testing import TestClient
 from api.app import create_app
 from api.backend import Backend
 from api.settings import LOOPBACK_HOSTS, Settings
-from tests.integration.conftest import free_port
+from tests.integration.conftest import start_server, stop_server
 
 PNG = b"\x89PNG\r\n\x1a\n" + b"\x00\x00\x00\rIHDR\x00\x00\x00\x01\x00\x00\x00\x01\x08\x06\x00\x00\x00"
 
@@ -133,61 +128,14 @@ def test_serve_allows_the_address_it_was_told_to_bind(
 ) -> None:
     for name in ("WFS_PUBLIC_URL", "WFS_ALLOWED_HOSTS", "WFS_BIND_HOST"):
         monkeypatch.delenv(name, raising=False)
-    port = free_port()
-    process = subprocess.Popen(  # noqa: S603 - our own command
-        [
-            sys.executable,
-            "-m",
-            "api.cli",
-            "serve",
-            "--host",
-            "127.0.0.2",
-            "--port",
-            str(port),
-            "--workers",
-            "2",
-        ],
-        env={**os.environ, "DATABASE_URL": f"sqlite:///{tmp_path / 'store.db'}"},
-        cwd=tmp_path,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.DEVNULL,
-        text=True,
-    )
+    server = start_server(f"sqlite:///{tmp_path / 'store.db'}", workers=2, host="127.0.0.2", cwd=tmp_path)
     try:
-        key = _key_printed_by(process)
-        base = f"http://127.0.0.2:{port}"
-        _wait_until_ready(base)
-        with httpx.Client(base_url=base, headers={"Authorization": f"Bearer {key}"}, timeout=30) as client:
+        assert server.key, "serve printed no API key"
+        with server.client() as client:
             own = client.post("/api/v1/files/upload-url", json={})
             assert own.status_code == 200, own.text
-            assert own.json()["uploadUrl"].startswith(f"{base}/uploads/")
+            assert own.json()["uploadUrl"].startswith(f"{server.base_url}/uploads/")
             evil = client.post("/api/v1/files/upload-url", json={}, headers={"Host": "evil.example"})
             assert evil.status_code == 400
     finally:
-        process.terminate()
-        process.wait(timeout=15)
-
-
-def _key_printed_by(process: subprocess.Popen[str]) -> str:
-    """The default project's key from serve's first lines; what it prints later is drained."""
-    assert process.stdout is not None
-    key = ""
-    for line in process.stdout:
-        if line.strip().startswith("wfs_"):
-            key = line.strip()
-        if line.startswith("Serving"):
-            break
-    threading.Thread(target=process.stdout.read, daemon=True).start()
-    assert key, "serve printed no API key"
-    return key
-
-
-def _wait_until_ready(base: str) -> None:
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        try:
-            if httpx.get(f"{base}/ready", timeout=1).status_code == 200:
-                return
-        except httpx.TransportError:
-            time.sleep(0.1)
-    raise AssertionError("the server did not become ready")
+        stop_server(server)

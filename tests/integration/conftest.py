@@ -10,6 +10,7 @@ import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
+from pathlib import Path
 
 import httpx
 import pytest
@@ -36,11 +37,25 @@ def free_port() -> int:
         return port
 
 
-def start_server(database_url: str, workers: int = 1) -> Server:
+def start_server(
+    database_url: str, workers: int = 1, host: str = "127.0.0.1", cwd: Path | None = None
+) -> Server:
     port = free_port()
     process = subprocess.Popen(  # noqa: S603 - our own command
-        [sys.executable, "-m", "api.cli", "serve", "--port", str(port), "--workers", str(workers)],
+        [
+            sys.executable,
+            "-m",
+            "api.cli",
+            "serve",
+            "--host",
+            host,
+            "--port",
+            str(port),
+            "--workers",
+            str(workers),
+        ],
         env={**os.environ, "DATABASE_URL": database_url},
+        cwd=cwd,
         stdout=subprocess.PIPE,
         stderr=subprocess.DEVNULL,
         text=True,
@@ -54,7 +69,7 @@ def start_server(database_url: str, workers: int = 1) -> Server:
             break
     # Keep reading what the server prints (access logs), or its writes block once the pipe is full.
     threading.Thread(target=process.stdout.read, daemon=True).start()
-    base_url = f"http://127.0.0.1:{port}"
+    base_url = f"http://{host}:{port}"
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline:
         try:
