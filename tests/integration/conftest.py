@@ -37,6 +37,18 @@ def free_port() -> int:
         return port
 
 
+def run_cli(database_url: str, *args: str, **env: str) -> subprocess.CompletedProcess[str]:
+    """`workflow-service ARGS` as a process of its own, on the store under test."""
+    return subprocess.run(  # noqa: S603 - our own command
+        [sys.executable, "-m", "api.cli", *args],
+        env={**os.environ, "DATABASE_URL": database_url, **env},
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=300,
+    )
+
+
 def start_server(
     database_url: str, workers: int = 1, host: str = "127.0.0.1", cwd: Path | None = None
 ) -> Server:

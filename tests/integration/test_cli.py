@@ -2,28 +2,13 @@
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
-
 import httpx
 
-from tests.integration.conftest import start_server, stop_server
-
-
-def run(database_url: str, *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(  # noqa: S603 - our own command
-        [sys.executable, "-m", "api.cli", *args],
-        env={**os.environ, "DATABASE_URL": database_url},
-        capture_output=True,
-        text=True,
-        check=False,
-        timeout=60,
-    )
+from tests.integration.conftest import run_cli, start_server, stop_server
 
 
 def test_projects_create_quiet_prints_a_working_key(database_url: str) -> None:
-    created = run(database_url, "projects", "create", "team-a", "--quiet")
+    created = run_cli(database_url, "projects", "create", "team-a", "--quiet")
     assert created.returncode == 0, created.stderr
     key = created.stdout.strip()
     assert key.startswith("wfs_")
@@ -47,17 +32,17 @@ def test_serve_prints_the_default_key_only_on_an_empty_store(database_url: str) 
 
 
 def test_keys_create_list_and_revoke(database_url: str) -> None:
-    project_line = run(database_url, "projects", "create", "team").stdout.splitlines()[0]
+    project_line = run_cli(database_url, "projects", "create", "team").stdout.splitlines()[0]
     project_id = project_line.split()[1]
-    created = run(database_url, "keys", "create", "--project", project_id, "--name", "ci")
+    created = run_cli(database_url, "keys", "create", "--project", project_id, "--name", "ci")
     assert created.returncode == 0, created.stderr
     key_id = created.stdout.split()[2].rstrip(":")
-    listed = run(database_url, "keys", "list").stdout
+    listed = run_cli(database_url, "keys", "list").stdout
     assert f"{key_id}\twrite\t{project_id}\tci" in listed
-    assert run(database_url, "keys", "revoke", key_id).returncode == 0
-    assert run(database_url, "keys", "list").stdout.splitlines()[-1].split("\t")[-1] != "-"  # revoked at
-    assert run(database_url, "keys", "revoke", "nope").returncode == 1
-    assert run(database_url, "keys", "create", "--project", "nope").returncode == 1
+    assert run_cli(database_url, "keys", "revoke", key_id).returncode == 0
+    assert run_cli(database_url, "keys", "list").stdout.splitlines()[-1].split("\t")[-1] != "-"  # revoked at
+    assert run_cli(database_url, "keys", "revoke", "nope").returncode == 1
+    assert run_cli(database_url, "keys", "create", "--project", "nope").returncode == 1
 
 
 def test_rebuild_rebuilds_every_read_model(database_url: str) -> None:
@@ -67,7 +52,7 @@ def test_rebuild_rebuilds_every_read_model(database_url: str) -> None:
         body = {"name": "kept", "pipelineSteps": [{"type": "designer"}]}
         created = httpx.post(f"{server.base_url}/api/v1/workflows/create", json=body, headers=headers)
         assert created.status_code == 201
-        result = run(database_url, "rebuild")
+        result = run_cli(database_url, "rebuild")
         assert result.returncode == 0, result.stderr
         assert "workflow_summary: rebuilt up to position" in result.stdout
         listed = httpx.get(f"{server.base_url}/api/v1/workflows/list", headers=headers).json()

@@ -8,10 +8,7 @@ from __future__ import annotations
 
 import base64
 import json
-import os
 import shutil
-import subprocess
-import sys
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -27,6 +24,7 @@ from api.app import create_app
 from api.backend import Backend
 from api.settings import LOOPBACK_HOSTS, Settings
 from tests.conftest import Api
+from tests.integration.conftest import run_cli
 
 pytestmark = pytest.mark.postgres
 
@@ -42,18 +40,6 @@ OPUS = {
     "outputTokens": 200,
 }
 GPT = {"model": "gpt-5", "cliId": "codex", "costUsd": 0.1}
-
-
-def cli(database_url: str, *args: str, **env: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(  # noqa: S603 - our own command
-        [sys.executable, "-m", "api.cli", *args],
-        env={**os.environ, "DATABASE_URL": database_url, **env},
-        capture_output=True,
-        text=True,
-        check=False,
-        timeout=120,
-    )
-
 
 BACKENDS: dict[int, Backend] = {}
 
@@ -298,10 +284,10 @@ def test_a_moved_store_answers_every_read_the_same(
         facts = build(client, postgres_gap(source) if source == postgres_url else no_gap)
     export_file = tmp_path / "export.jsonl"
 
-    exported = cli(source, "export", "--out", str(export_file))
+    exported = run_cli(source, "export", "--out", str(export_file))
     assert exported.returncode == 0, exported.stderr
     assert "events/s" in exported.stderr.splitlines()[-1]
-    imported = cli(target, "import", str(export_file))
+    imported = run_cli(target, "import", str(export_file))
     assert imported.returncode == 0, imported.stderr
     assert "imported" in imported.stderr
     assert "events/s" in imported.stderr
@@ -347,7 +333,7 @@ def test_the_export_holds_nothing_of_an_erased_workflow(tmp_path: Path) -> None:
     url = f"sqlite:///{tmp_path / 'store.db'}"
     with opened(url, tmp_path / "files") as client:
         facts = build(client, no_gap)
-    exported = cli(url, "export")
+    exported = run_cli(url, "export")
     assert exported.returncode == 0, exported.stderr
     text = exported.stdout
     lines = [json.loads(line) for line in text.splitlines()]
@@ -376,14 +362,14 @@ def test_import_refuses_a_store_that_is_not_empty(
     with opened(source, tmp_path / "files") as client:
         backend_of(client).accounts.create_project("alpha")
     export_file = tmp_path / "export.jsonl"
-    assert cli(source, "export", "--out", str(export_file)).returncode == 0
+    assert run_cli(source, "export", "--out", str(export_file)).returncode == 0
     target = make_postgres_url()
-    assert cli(target, "import", str(export_file)).returncode == 0
-    again = cli(target, "import", str(export_file))
+    assert run_cli(target, "import", str(export_file)).returncode == 0
+    again = run_cli(target, "import", str(export_file))
     assert again.returncode == 1
     assert "not empty" in again.stderr
     assert "projects" in again.stderr
-    into_itself = cli(source, "import", str(export_file))
+    into_itself = run_cli(source, "import", str(export_file))
     assert into_itself.returncode == 1
     assert "not empty" in into_itself.stderr
 
@@ -395,26 +381,26 @@ def test_import_refuses_another_master_key_and_a_cut_file(
     with opened(source, tmp_path / "files") as client:
         build(client, no_gap)
     export_file = tmp_path / "export.jsonl"
-    assert cli(source, "export", "--out", str(export_file)).returncode == 0
+    assert run_cli(source, "export", "--out", str(export_file)).returncode == 0
     target = make_postgres_url()
 
-    wrong_key = cli(target, "import", str(export_file), WFS_MASTER_KEY="ab" * 32)
+    wrong_key = run_cli(target, "import", str(export_file), WFS_MASTER_KEY="ab" * 32)
     assert wrong_key.returncode == 1
     assert "master key" in wrong_key.stderr
 
     sqlite_target = tmp_path / "keyless.db"
-    keyless = cli(f"sqlite:///{sqlite_target}", "import", str(export_file), WFS_MASTER_KEY="")
+    keyless = run_cli(f"sqlite:///{sqlite_target}", "import", str(export_file), WFS_MASTER_KEY="")
     assert keyless.returncode == 1
     assert "copy the source's key file" in keyless.stderr
     assert not Path(f"{sqlite_target}.key").exists()  # no new random key was made in its place
 
     cut = tmp_path / "cut.jsonl"
     cut.write_text("".join(export_file.read_text().splitlines(keepends=True)[:-3]))
-    cut_short = cli(target, "import", str(cut))
+    cut_short = run_cli(target, "import", str(cut))
     assert cut_short.returncode == 1
     assert "cut short" in cut_short.stderr
     with opened(target, tmp_path / "files") as client:  # nothing of it was kept
         assert backend_of(client).workflows.recorder.max_notification_id() in (None, 0)
 
-    assert cli(target, "import", str(tmp_path / "missing.jsonl")).returncode == 1
-    assert cli(target, "import", str(export_file)).returncode == 0
+    assert run_cli(target, "import", str(tmp_path / "missing.jsonl")).returncode == 1
+    assert run_cli(target, "import", str(export_file)).returncode == 0

@@ -2,10 +2,7 @@
 
 from __future__ import annotations
 
-import os
 import random
-import subprocess
-import sys
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -18,22 +15,11 @@ from api.backend import Backend
 from projections import rebuild
 from projections.runner import ProjectionRunner
 from tests.conftest import Api
-from tests.integration.conftest import Server
+from tests.integration.conftest import Server, run_cli
 
 STEP = {"type": "designer", "cliId": "claude"}
 SEED_WORKFLOWS = 60
 READERS = 3
-
-
-def workflow_service(database_url: str, *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(  # noqa: S603 - our own command
-        [sys.executable, "-m", "api.cli", *args],
-        env={**os.environ, "DATABASE_URL": database_url},
-        capture_output=True,
-        text=True,
-        check=False,
-        timeout=300,
-    )
 
 
 @dataclass
@@ -161,8 +147,8 @@ def test_a_rebuild_beside_live_traffic_fails_no_read_and_loses_no_write(
                 traffic.start_run(client, workflow_id)
     traffic.start()
     try:
-        everything = workflow_service(database_url, "rebuild")
-        one = workflow_service(database_url, "rebuild", "--projection", "workflow_summary")
+        everything = run_cli(database_url, "rebuild")
+        one = run_cli(database_url, "rebuild", "--projection", "workflow_summary")
     finally:
         traffic.stop()
 
@@ -183,13 +169,13 @@ def test_a_rebuild_beside_live_traffic_fails_no_read_and_loses_no_write(
             if run_ids:
                 found = Traffic._all_pages(client, "/api/v1/workflows/runs", {"id": workflow_id})
                 assert {run["id"] for run in found} == set(run_ids)
-    verified = workflow_service(database_url, "verify")
+    verified = run_cli(database_url, "verify")
     assert verified.returncode == 0, verified.stdout + verified.stderr
     assert "the read models equal a fresh replay" in verified.stderr
 
 
 def test_rebuild_of_an_unknown_read_model_names_the_known_ones(database_url: str) -> None:
-    result = workflow_service(database_url, "rebuild", "--projection", "nope")
+    result = run_cli(database_url, "rebuild", "--projection", "nope")
     assert result.returncode == 2
     assert "nope" in result.stderr
     for name in ("workflow_summary", "workflow_version", "runs", "analytics", "related", "audit"):
@@ -238,12 +224,12 @@ def test_a_rebuild_repairs_rows_changed_removed_or_added_behind_its_back(
             "INSERT INTO audit_run (run_id, workflow_id, project_id) VALUES ('nowhere', ?, ?)",
             (kept, api.project_id),
         )
-    assert workflow_service(database_url, "verify").returncode == 1
+    assert run_cli(database_url, "verify").returncode == 1
 
-    rebuilt = workflow_service(database_url, "rebuild")
+    rebuilt = run_cli(database_url, "rebuild")
 
     assert rebuilt.returncode == 0, rebuilt.stderr
-    verified = workflow_service(database_url, "verify")
+    verified = run_cli(database_url, "verify")
     assert verified.returncode == 0, verified.stdout
     names = {item["id"]: item["name"] for item in api.get("/workflows/list").json()["items"]}
     assert names == {kept: "Kept, renamed", other: "Other"}
