@@ -11,7 +11,7 @@ from api.backend import Backend
 from api.cli import main
 from tests.api.test_audit_log import OPUS, start_run
 from tests.conftest import Api
-from tests.integration.test_live_rebuild import workflow_service
+from tests.integration.conftest import run_cli
 from tests.projections.test_failure_isolation import a_run, make_nul_unstorable, report_a_nul
 
 
@@ -29,7 +29,7 @@ def some_of_everything(api: Api) -> dict[str, str]:
 
 
 def verify(database_url: str) -> tuple[int, str]:
-    result = workflow_service(database_url, "verify")
+    result = run_cli(database_url, "verify")
     return result.returncode, result.stdout + result.stderr
 
 
