@@ -29,8 +29,8 @@ import psycopg
 from litestar.testing import TestClient
 
 from api.app import create_app
-from api.backend import Backend
-from api.settings import Settings
+from composition.services import Services
+from composition.settings import Settings
 from demo_data import (
     WORKFLOWS,
     Events,
@@ -46,7 +46,7 @@ PROJECT = "bench-analytics"
 CASES = [(30, "daily"), (90, "weekly"), (366, "monthly")]
 
 
-def generate(backend: Backend, project_id: str, name: str, runs: int, rng: random.Random, batch: int) -> str:
+def generate(backend: Services, project_id: str, name: str, runs: int, rng: random.Random, batch: int) -> str:
     """A workflow with exactly `runs` runs over the past 90 days; returns its id."""
     spec = {**WORKFLOWS[0], "name": name}
     now = datetime.now(UTC)
@@ -78,7 +78,7 @@ def generate(backend: Backend, project_id: str, name: str, runs: int, rng: rando
     return workflow_id
 
 
-def find_existing(backend: Backend) -> tuple[str, dict[str, str]] | None:
+def find_existing(backend: Services) -> tuple[str, dict[str, str]] | None:
     with backend.database.transaction(commit=False) as tx:
         row = tx.execute("SELECT project_id FROM projects WHERE name = ?", (PROJECT,)).fetchone()
     if row is None:
@@ -131,7 +131,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     logging.getLogger("httpx").setLevel(logging.WARNING)
     settings = Settings.from_env()
-    backend = Backend(settings)
+    backend = Services(settings)
     try:
         existing = find_existing(backend) if args.reuse else None
         names = (f"bench-{args.small}", f"bench-{args.large}")

@@ -32,8 +32,8 @@ from litestar.testing import TestClient
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 
 from api.app import create_app
-from api.backend import Backend
-from api.settings import Settings
+from composition.services import Services
+from composition.settings import Settings
 from domain.snapshots import SNAPSHOT_INTERVAL_VARIABLE
 
 STEPS = [{"type": "designer", "cliId": "claude", "model": "claude-opus-4-7"}]
@@ -76,7 +76,7 @@ def interleaved_p50s(
     return statistics.median(short_ms), statistics.median(long_ms)
 
 
-def build_workflow(backend: Backend, project_id: str, versions: int) -> str:
+def build_workflow(backend: Services, project_id: str, versions: int) -> str:
     """A workflow with `versions` content versions, saved in chunks through the domain service."""
     service = backend.workflows
     saved = service.create_workflow(ACTOR, project_id, {"name": "history", "pipelineSteps": STEPS})  # type: ignore[arg-type]
@@ -93,7 +93,7 @@ def build_workflow(backend: Backend, project_id: str, versions: int) -> str:
 def measure(kind: str, database_url: str, interval: int, args: argparse.Namespace) -> dict[str, float]:
     os.environ[SNAPSHOT_INTERVAL_VARIABLE] = str(interval)
     workdir = Path(tempfile.mkdtemp(prefix="bench-history-"))
-    backend = Backend(Settings(database_url=database_url, files_dir=workdir / "files", rate_limit=0))
+    backend = Services(Settings(database_url=database_url, files_dir=workdir / "files", rate_limit=0))
     try:
         project = backend.accounts.create_project("bench")
         built = time.perf_counter()

@@ -76,11 +76,13 @@ def main() -> int:
 
     from api import app as app_module
     from api.app import create_app
-    from api.backend import Backend
     from api.metrics import RequestMetricsMiddleware
-    from api.settings import Settings
+    from composition.services import Services
+    from composition.settings import Settings
 
-    backend = Backend(Settings(database_url=f"sqlite:///{workdir / 'store.db'}", files_dir=workdir / "files"))
+    backend = Services(
+        Settings(database_url=f"sqlite:///{workdir / 'store.db'}", files_dir=workdir / "files")
+    )
     new = backend.accounts.create_project("bench")
     saved = backend.workflows.create_workflow(
         {"keyId": new.key_id, "keyName": "bench"},

@@ -26,8 +26,8 @@ from pathlib import Path
 
 import psycopg
 
-from api.backend import Backend
-from api.settings import Settings
+from composition.services import Services
+from composition.settings import Settings
 from domain.workflow import Actor, Workflow
 
 EVENTS_PER_WORKFLOW = 5
@@ -38,7 +38,7 @@ MASTER_KEY = "0f" * 32
 def fill(database_url: str, events: int) -> None:
     """`events` sealed events: workflows made and updated four times each, saved in batches."""
     started = time.monotonic()
-    backend = Backend(Settings(database_url=database_url))
+    backend = Services(Settings(database_url=database_url))
     try:
         project = backend.accounts.create_project("bench")
         actor: Actor = {"keyId": project.key_id, "keyName": "bench key"}

@@ -26,8 +26,8 @@ from uuid import UUID
 
 from eventsourcing.domain import DomainEventProtocol
 
-from api.backend import Backend
-from api.settings import Settings
+from composition.services import Services
+from composition.settings import Settings
 from domain.backdating import collect_at, save_backdated
 from domain.run import Run, RunNumber, run_number_claim_id
 from domain.workflow import Actor, Workflow
@@ -244,7 +244,7 @@ def create_workflow(project_id: str, spec: dict[str, Any], at: datetime) -> tupl
     return str(workflow.id), collect_at(workflow, at)
 
 
-def first_free_run_number(backend: Backend, project_id: str) -> int:
+def first_free_run_number(backend: Services, project_id: str) -> int:
     """Run numbers are a claimed prefix 1..N: gallop, then bisect, on the claims in the store."""
 
     def claimed(number: int) -> bool:
@@ -294,7 +294,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     rng = random.Random(args.seed)
     settings = Settings.from_env()
-    backend = Backend(settings)
+    backend = Services(settings)
     started_at = time.perf_counter()
     try:
         if args.project_id is None:

@@ -1,7 +1,7 @@
 """Fixtures: each behaviour test runs on the embedded SQLite store and on PostgreSQL.
 
 PostgreSQL test databases are clones of a template that already holds every table: the template is
-built once per session (by a real `Backend`), so a test pays for `CREATE DATABASE … TEMPLATE`, not
+built once per session (by a real `Services`), so a test pays for `CREATE DATABASE … TEMPLATE`, not
 for the DDL. Without PostgreSQL, the PostgreSQL cases are deselected and the run says so once.
 """
 
@@ -22,8 +22,8 @@ from litestar.testing import TestClient
 from psycopg import sql
 
 from api.app import create_app
-from api.backend import Backend
-from api.settings import LOOPBACK_HOSTS, Settings
+from composition.services import Services
+from composition.settings import LOOPBACK_HOSTS, Settings
 
 POSTGRES_URL_VARIABLE = "WFS_TEST_POSTGRES_URL"
 TEST_MASTER_KEY = "0f" * 32
@@ -134,7 +134,7 @@ class PostgresDatabases:
     def _build_template(self, source_fingerprint: str) -> Template:
         self._templates_built += 1
         name = self._create(f"wfs_template_{self.session_tag}_{self._templates_built}")
-        Backend(Settings(database_url=self.url(name))).close()
+        Services(Settings(database_url=self.url(name))).close()
         with psycopg.connect(self.url(name), autocommit=True) as conn:
             shape = conn.execute(SCHEMA_SHAPE).fetchone()[0]
             tables = [row[0] for row in conn.execute(TABLES)]
@@ -229,14 +229,14 @@ def database_url(
 
 
 @pytest.fixture
-def backend(database_url: str, tmp_path: Path, postgres_from_template: bool) -> Iterator[Backend]:
+def backend(database_url: str, tmp_path: Path, postgres_from_template: bool) -> Iterator[Services]:
     cloned = database_url.startswith("postgresql") and postgres_from_template
     settings = Settings(
         database_url=database_url,
         files_dir=tmp_path / "files",
         allowed_hosts=(*LOOPBACK_HOSTS, "testserver.local"),  # the test client's Host
     )
-    backend = Backend(settings, create_tables=not cloned)
+    backend = Services(settings, create_tables=not cloned)
     yield backend
     backend.close()
 
@@ -291,19 +291,19 @@ class Api:
 
 
 @pytest.fixture
-def client(backend: Backend) -> Iterator[TestClient[Any]]:
+def client(backend: Services) -> Iterator[TestClient[Any]]:
     with TestClient(create_app(backend=backend)) as client:
         yield client
 
 
 @pytest.fixture
-def api(backend: Backend, client: TestClient[Any]) -> Api:
+def api(backend: Services, client: TestClient[Any]) -> Api:
     new = backend.accounts.create_project("tests")
     return Api(client, new.secret, new.project_id)
 
 
 @pytest.fixture
-def other_api(backend: Backend, client: TestClient[Any]) -> Api:
+def other_api(backend: Services, client: TestClient[Any]) -> Api:
     """A second project, to prove that projects never see each other's data."""
     new = backend.accounts.create_project("others")
     return Api(client, new.secret, new.project_id)

@@ -7,7 +7,7 @@ from typing import Annotated
 from litestar import Controller, get
 from litestar.params import QueryParameter
 
-from api.auth import BackendDep, PrincipalDep
+from api.auth import PrincipalDep, ServicesDep
 from api.errors import READ_ERRORS
 from api.params import WorkflowId
 from domain.errors import NotFound
@@ -24,7 +24,7 @@ GranularityParam = Annotated[
 ]
 
 
-def check_workflow(backend: BackendDep, project_id: str, workflow_id: str) -> None:
+def check_workflow(backend: ServicesDep, project_id: str, workflow_id: str) -> None:
     """An unknown, erased or other project's workflow is 404, as on every route."""
     if backend.summaries.get(project_id, workflow_id) is None:
         raise NotFound(f"no workflow has id {workflow_id!r}")
@@ -50,7 +50,7 @@ class WorkflowAnalyticsController(Controller):
     )
     def get_workflow_analytics(
         self,
-        backend: BackendDep,
+        backend: ServicesDep,
         principal: PrincipalDep,
         id: WorkflowId,
         days: Days = 30,
@@ -66,7 +66,7 @@ class WorkflowAnalyticsController(Controller):
         summary="Personas, issues and learning versions a workflow's runs used",
     )
     def get_workflow_related(
-        self, backend: BackendDep, principal: PrincipalDep, id: WorkflowId
+        self, backend: ServicesDep, principal: PrincipalDep, id: WorkflowId
     ) -> RelatedAnswer:
         check_workflow(backend, principal.project_id, id)
         return backend.related.answer(id)

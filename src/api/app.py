@@ -16,18 +16,19 @@ from msgspec import Struct
 
 from api.analytics import WorkflowAnalyticsController
 from api.audit import AuditController
-from api.auth import provide_backend, provide_principal
-from api.backend import Backend
+from api.auth import provide_backend, provide_cursors, provide_principal
 from api.errors import EXCEPTION_HANDLERS
 from api.files import FileController, upload_file
 from api.gate import check_request
 from api.idempotency import IdempotencyPlugin
 from api.metrics import RequestMetricsMiddleware, metrics, read_progress
+from api.pagination import Cursors
 from api.rate_limit import ApiKeyLimitsPlugin
 from api.request_ids import RequestIdMiddleware, RequestIdPlugin
 from api.runs import RunController, WorkflowRunsController
-from api.settings import MAX_BODY_BYTES, Settings
 from api.workflows import WorkflowController
+from composition.services import Services
+from composition.settings import MAX_BODY_BYTES, Settings
 from projections.projector import Follower
 
 READY_LAG_BOUND = 1000
@@ -81,7 +82,7 @@ def health() -> Health:
 
 @get("/ready", sync_to_thread=True, tags=["operations"], summary="Store reachable, views current")
 def ready(state: State) -> Readiness:
-    backend: Backend = state.backend
+    backend: Services = state.backend
     progress = read_progress(backend)
     behind = progress.furthest_behind()
     if behind is not None and behind[1].lag_events > READY_LAG_BOUND:
@@ -103,10 +104,10 @@ def ready(state: State) -> Readiness:
     )
 
 
-def create_app(settings: Settings | None = None, backend: Backend | None = None) -> Litestar:
+def create_app(settings: Settings | None = None, backend: Services | None = None) -> Litestar:
     """One app per process; pass a backend to share it (tests), or settings to build one."""
     owned = backend is None
-    backend = backend or Backend(settings or Settings.from_env())
+    backend = backend or Services(settings or Settings.from_env())
 
     follower = Follower(backend.projector)
 
@@ -131,11 +132,14 @@ def create_app(settings: Settings | None = None, backend: Backend | None = None)
     )
     app = Litestar(
         route_handlers=[health, ready, metrics, api_v1, upload_file],
-        dependencies={"backend": Provide(provide_backend, sync_to_thread=False)},
+        dependencies={
+            "backend": Provide(provide_backend, sync_to_thread=False),
+            "cursors": Provide(provide_cursors, sync_to_thread=False),
+        },
         exception_handlers=EXCEPTION_HANDLERS,
         plugins=[IdempotencyPlugin(), ApiKeyLimitsPlugin(settings), RequestIdPlugin()],  # in this order
         logging_config=None,  # the process configures logging once (api.logs), Litestar leaves it alone
-        state=State({"backend": backend}),
+        state=State({"backend": backend, "cursors": Cursors(backend.cursor_secret)}),
         request_max_body_size=MAX_BODY_BYTES,
         on_startup=[follower.start],
         on_shutdown=[close_backend],
@@ -167,4 +171,4 @@ def operation_id(handler: HTTPRouteHandler, *_: object) -> str:
 
 def create_app_from_env() -> Litestar:
     """The factory uvicorn workers call: settings from the environment, tables already made."""
-    return create_app(backend=Backend(Settings.from_env(), create_tables=False))
+    return create_app(backend=Services(Settings.from_env(), create_tables=False))

@@ -11,10 +11,10 @@ from litestar import Controller, get
 from litestar.params import QueryParameter
 from msgspec import Struct
 
-from api.auth import BackendDep, PrincipalDep
-from api.backend import Backend
+from api.auth import CursorsDep, PrincipalDep, ServicesDep
 from api.errors import READ_ERRORS
 from api.params import Cursor, Limit, WorkflowId
+from composition.services import Services
 from domain.errors import InvalidInput, NotFound
 from projections.audit import PublicType
 from projections.audit_queries import AuditFilter, AuditItem
@@ -62,7 +62,7 @@ def optional_time(value: str | None, field: str) -> int | None:
     return None if value is None else parse_time(value, field)
 
 
-def document_as_of(backend: Backend, project_id: str, workflow_id: str, as_of: str) -> WorkflowDocument:
+def document_as_of(backend: Services, project_id: str, workflow_id: str, as_of: str) -> WorkflowDocument:
     """The document at the content version current at `as_of`, with its lifecycle then; 404 before it."""
     point = backend.audit.point_in_time(project_id, workflow_id, parse_time(as_of, "asOf"))
     document = None if point is None else backend.history.document(project_id, workflow_id, point.version)
@@ -85,7 +85,8 @@ class AuditController(Controller):
     )
     def get_workflow_history(
         self,
-        backend: BackendDep,
+        backend: ServicesDep,
+        cursors: CursorsDep,
         principal: PrincipalDep,
         id: WorkflowId,
         limit: Limit = 50,
@@ -93,18 +94,19 @@ class AuditController(Controller):
     ) -> AuditPage:
         """Each event with what it changed; `404` once the workflow is permanently deleted."""
         scope = f"history:{principal.project_id}:{id}"
-        after = 0 if cursor is None else backend.cursors.decode(scope, cursor)[0]
+        after = 0 if cursor is None else cursors.decode(scope, cursor)[0]
         found = backend.audit.history(principal.project_id, id, after=after, limit=limit)
         if found is None:
             raise NotFound(f"no workflow has id {id!r}")
         items, more = found
-        next_cursor = backend.cursors.encode(scope, (items[-1].position, "")) if more else None
+        next_cursor = cursors.encode(scope, (items[-1].position, "")) if more else None
         return AuditPage(items=items, next_cursor=next_cursor, has_more=more)
 
     @get("/events", sync_to_thread=True, responses=READ_ERRORS, summary="The project's audit log")
     def list_events(
         self,
-        backend: BackendDep,
+        backend: ServicesDep,
+        cursors: CursorsDep,
         principal: PrincipalDep,
         limit: Limit = 50,
         cursor: Cursor = None,
@@ -127,7 +129,7 @@ class AuditController(Controller):
         """Every stored event of the project in commit order; `since` is inclusive, `until` exclusive."""
         scope = f"events:{principal.project_id}"
         if cursor is not None:
-            after = max(after, backend.cursors.decode(scope, cursor)[0])
+            after = max(after, cursors.decode(scope, cursor)[0])
         where = AuditFilter(
             after=after,
             type=type,
@@ -137,5 +139,5 @@ class AuditController(Controller):
             until_ms=optional_time(until, "until"),
         )
         items, more = backend.audit.events(principal.project_id, where, limit=limit)
-        next_cursor = backend.cursors.encode(scope, (items[-1].position, "")) if more else None
+        next_cursor = cursors.encode(scope, (items[-1].position, "")) if more else None
         return AuditPage(items=items, next_cursor=next_cursor, has_more=more)

@@ -9,19 +9,27 @@ from litestar.datastructures import State
 from litestar.di import NamedDependency
 from litestar.exceptions import NotAuthorizedException, PermissionDeniedException
 
-from api.backend import Backend
+from api.pagination import Cursors
 from api.scopes import bearer_secret, in_scope, out_of_scope, principal_of
-from domain.accounts import Principal
+from composition.services import Services
+from store.accounts import Principal
 
-BackendDep = NamedDependency[Backend]
-"""A handler parameter `backend: BackendDep` receives the process's backend."""
+ServicesDep = NamedDependency[Services]
+"""A handler parameter `backend: ServicesDep` receives the process's backend."""
+CursorsDep = NamedDependency[Cursors]
+"""A handler parameter `cursors: CursorsDep` receives the deployment's cursor codec."""
 PrincipalDep = NamedDependency[Principal]
 """A handler parameter `principal: PrincipalDep` receives the authenticated caller."""
 
 
-def provide_backend(state: State) -> Backend:
-    backend: Backend = state.backend
+def provide_backend(state: State) -> Services:
+    backend: Services = state.backend
     return backend
+
+
+def provide_cursors(state: State) -> Cursors:
+    cursors: Cursors = state.cursors
+    return cursors
 
 
 def authenticate(request: Request[Any, Any, Any]) -> Principal:

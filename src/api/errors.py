@@ -17,7 +17,7 @@ from litestar.openapi.datastructures import ResponseSpec
 from msgspec import UNSET, Struct, UnsetType
 
 from domain.errors import Busy, Conflict, DomainError, InvalidInput, NotFound, VersionConflict
-from domain.outage import is_outage
+from store.outage import is_outage
 
 if TYPE_CHECKING:
     from litestar.types import Send

@@ -12,13 +12,13 @@ from litestar.exceptions.http_exceptions import RequestEntityTooLarge
 from litestar.params import JSONBody, PathParameter
 from msgspec import Struct
 
-from api.auth import BackendDep, PrincipalDep
+from api.auth import PrincipalDep, ServicesDep
 from api.errors import WRITE_ERRORS, UnsupportedMediaType, problem_responses
 from api.schemas import Body
-from api.settings import Settings, host_name
+from composition.settings import Settings, host_name
 from domain.errors import InvalidInput
-from domain.files import MAX_UPLOAD_BYTES, NotAnImage, UploadTooLarge
 from projections.documents import iso_ms
+from store.files import MAX_UPLOAD_BYTES, NotAnImage, UploadTooLarge
 
 UPLOADS_PATH = "/uploads"
 HOST_HEADER = re.compile(
@@ -65,7 +65,7 @@ class FileController(Controller):
     def create_upload_url(
         self,
         request: Request[Any, Any, Any],
-        backend: BackendDep,
+        backend: ServicesDep,
         principal: PrincipalDep,
         data: JSONBody[RequestUploadUrl],
     ) -> UploadUrl:
@@ -111,7 +111,7 @@ def host_allowed(host: str, allowed: tuple[str, ...]) -> bool:
     "The URL is the credential: no API key. Unknown URL 404; used or expired 409; not an image 415; "
     "too large 413. A refused body leaves the URL usable until it expires.",
 )
-async def upload_file(request: Request[Any, Any, Any], backend: BackendDep, token: Token) -> UploadedFile:
+async def upload_file(request: Request[Any, Any, Any], backend: ServicesDep, token: Token) -> UploadedFile:
     """Stream the body to disk chunk by chunk; the slot is claimed only once the bytes are accepted."""
     files = backend.files
     await to_thread.run_sync(files.check_slot, token)

@@ -33,8 +33,8 @@ from prometheus_client import (
 from prometheus_client.metrics_core import GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
-from api.backend import Backend
-from domain.outage import is_outage
+from composition.services import Services
+from store.outage import is_outage
 
 if TYPE_CHECKING:
     from litestar.types import ASGIApp, Message, Receive, Scope, Send
@@ -68,7 +68,9 @@ class StoreProgress:
         return max(self.views.items(), key=lambda item: item[1].lag_events)
 
 
-def read_progress(backend: Backend, now: Callable[[], datetime] = lambda: datetime.now(UTC)) -> StoreProgress:
+def read_progress(
+    backend: Services, now: Callable[[], datetime] = lambda: datetime.now(UTC)
+) -> StoreProgress:
     """Every view's position and lag: two queries when all are caught up, one more per lagging position.
 
     Positions are read before the head, so a view is never reported ahead of the store.
@@ -87,7 +89,7 @@ def read_progress(backend: Backend, now: Callable[[], datetime] = lambda: dateti
     return StoreProgress(head, views)
 
 
-def _age_of_first_event_after(backend: Backend, position: int, now: datetime) -> float:
+def _age_of_first_event_after(backend: Services, position: int, now: datetime) -> float:
     """Seconds since the oldest event the view has not applied was stored (its timestamp is never sealed)."""
     recorder = backend.workflows.recorder
     notifications = recorder.select_notifications(start=position + 1, limit=1)
@@ -118,7 +120,7 @@ VIEW_GAUGES: tuple[tuple[str, str, Callable[[ViewProgress], float]], ...] = (
 class StoreCollector(Collector):
     """The store's figures as gauges, read when scraped; `wfs_store_up 0` while the store is unreachable."""
 
-    def __init__(self, backend: Backend) -> None:
+    def __init__(self, backend: Services) -> None:
         self.backend = backend
 
     def collect(self) -> Iterator[Metric]:

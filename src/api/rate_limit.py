@@ -32,15 +32,15 @@ from litestar.routes import HTTPRoute
 
 from api.errors import PROBLEM_MEDIA_TYPE
 from api.scopes import OUT_OF_SCOPE_RESPONSE, READ_METHODS, bearer_secret, principal_of
-from api.settings import Settings
-from domain.accounts import hash_secret
+from composition.settings import Settings
+from store.accounts import hash_secret
 
 if TYPE_CHECKING:
     from litestar.config.app import AppConfig
     from litestar.routes import BaseRoute
     from litestar.types import Message, Receive, Scope, Send
 
-    from api.backend import Backend
+    from composition.services import Services
 
 API_PREFIX = "/api/v1/"
 """Only API-keyed routes count; /health, /ready, the OpenAPI document and the upload URL do not."""
@@ -92,7 +92,7 @@ class KeyRateLimitMiddleware(RateLimitMiddleware):
         known = self.config.key_ids.get(secret_hash)
         if known is not None:
             return known
-        backend: Backend = scope["litestar_app"].state.backend
+        backend: Services = scope["litestar_app"].state.backend
         principal = await to_thread.run_sync(principal_of, backend.accounts, scope)
         if principal is None:
             return None

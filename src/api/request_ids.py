@@ -32,7 +32,7 @@ if TYPE_CHECKING:
     from litestar.routes import BaseRoute
     from litestar.types import ASGIApp, HTTPScope, Message, Receive, Scope, Send
 
-    from domain.accounts import Principal
+    from store.accounts import Principal
 
 HEADER = "X-Request-Id"
 MAX_LENGTH = 128

@@ -5,7 +5,7 @@ from __future__ import annotations
 from litestar import Controller, get, post
 from litestar.params import JSONBody
 
-from api.auth import BackendDep, PrincipalDep
+from api.auth import CursorsDep, PrincipalDep, ServicesDep
 from api.errors import READ_ERRORS, WRITE_ERRORS
 from api.params import Cursor, Limit, RunId, WorkflowId
 from api.run_schemas import ReportRun, RunCommand, RunPage, StartRun, to_wire
@@ -14,7 +14,7 @@ from domain.runs import SavedRun
 from projections.runs import RunDocument, RunPageKey
 
 
-def answer(backend: BackendDep, project_id: str, saved: SavedRun) -> RunDocument:
+def answer(backend: ServicesDep, project_id: str, saved: SavedRun) -> RunDocument:
     """The run as this write left it, once every read model reflects the write."""
     backend.settle(saved.position)
     run_id = str(saved.run.id)
@@ -38,7 +38,7 @@ class RunController(Controller):
         summary="Start a run of a workflow",
     )
     def start_run(
-        self, backend: BackendDep, principal: PrincipalDep, data: JSONBody[StartRun]
+        self, backend: ServicesDep, principal: PrincipalDep, data: JSONBody[StartRun]
     ) -> RunDocument:
         if data.reference_image_ids:
             backend.files.check_reference_images(principal.project_id, data.reference_image_ids)
@@ -62,7 +62,7 @@ class RunController(Controller):
         summary="Report a run's progress",
     )
     def report_run(
-        self, backend: BackendDep, principal: PrincipalDep, data: JSONBody[ReportRun]
+        self, backend: ServicesDep, principal: PrincipalDep, data: JSONBody[ReportRun]
     ) -> RunDocument:
         saved = backend.runs.report_run(
             principal.actor,
@@ -85,13 +85,13 @@ class RunController(Controller):
         summary="Cancel a queued or running run",
     )
     def cancel_run(
-        self, backend: BackendDep, principal: PrincipalDep, data: JSONBody[RunCommand]
+        self, backend: ServicesDep, principal: PrincipalDep, data: JSONBody[RunCommand]
     ) -> RunDocument:
         saved = backend.runs.cancel_run(principal.actor, principal.project_id, data.run_id)
         return answer(backend, principal.project_id, saved)
 
     @get("/get", sync_to_thread=True, responses=READ_ERRORS, summary="Get a run")
-    def get_run(self, backend: BackendDep, principal: PrincipalDep, id: RunId) -> RunDocument:
+    def get_run(self, backend: ServicesDep, principal: PrincipalDep, id: RunId) -> RunDocument:
         document = backend.runs_view.get(principal.project_id, id)
         if document is None:
             raise NotFound(f"no run has id {id!r}")
@@ -107,7 +107,8 @@ class WorkflowRunsController(Controller):
     @get("/runs", sync_to_thread=True, responses=READ_ERRORS, summary="List a workflow's runs, newest first")
     def list_workflow_runs(
         self,
-        backend: BackendDep,
+        backend: ServicesDep,
+        cursors: CursorsDep,
         principal: PrincipalDep,
         id: WorkflowId,
         limit: Limit = 50,
@@ -116,7 +117,7 @@ class WorkflowRunsController(Controller):
         if backend.summaries.get(principal.project_id, id) is None:
             raise NotFound(f"no workflow has id {id!r}")
         scope = f"runs:{principal.project_id}:{id}"
-        after = None if cursor is None else RunPageKey(*backend.cursors.decode(scope, cursor))
+        after = None if cursor is None else RunPageKey(*cursors.decode(scope, cursor))
         items, last = backend.runs_view.page(principal.project_id, id, after=after, limit=limit)
-        next_cursor = None if last is None else backend.cursors.encode(scope, (last.created_key, last.run_id))
+        next_cursor = None if last is None else cursors.encode(scope, (last.created_key, last.run_id))
         return RunPage(items=items, next_cursor=next_cursor, has_more=last is not None)

@@ -13,7 +13,7 @@ from api.errors import PROBLEM_MEDIA_TYPE
 if TYPE_CHECKING:
     from litestar.types import Scope
 
-    from domain.accounts import Accounts, Principal
+    from store.accounts import Accounts, Principal
 
 KEY_LOOKUP = "workflow_service.api_key"
 """Where a request's scope state keeps its key's principal (or None), so the key is looked up once."""

@@ -9,7 +9,7 @@ from litestar import Controller, Response, get, post
 from litestar.params import HeaderParameter, JSONBody, QueryParameter
 
 from api.audit import AsOf, document_as_of
-from api.auth import BackendDep, PrincipalDep
+from api.auth import CursorsDep, PrincipalDep, ServicesDep
 from api.errors import READ_ERRORS, WRITE_ERRORS
 from api.params import Cursor, Limit, VersionNumber, WorkflowId
 from api.schemas import (
@@ -39,7 +39,7 @@ IfMatch = Annotated[
 ]
 
 
-def answer(backend: BackendDep, saved: Saved) -> WorkflowDocument:
+def answer(backend: ServicesDep, saved: Saved) -> WorkflowDocument:
     """The workflow as this write left it, once every read model reflects the write."""
     backend.settle(saved.position)
     workflow = saved.workflow
@@ -76,24 +76,23 @@ class WorkflowController(Controller):
     @get("/list", sync_to_thread=True, responses=READ_ERRORS, summary="List workflows (or the trash)")
     def list_workflows(
         self,
-        backend: BackendDep,
+        backend: ServicesDep,
+        cursors: CursorsDep,
         principal: PrincipalDep,
         limit: Limit = 50,
         cursor: Cursor = None,
         deleted: Annotated[bool, QueryParameter(description="true: list the trash instead")] = False,
     ) -> WorkflowPage:
         scope = f"workflows:{principal.project_id}:{int(deleted)}"
-        after = None if cursor is None else PageKey(*backend.cursors.decode(scope, cursor))
+        after = None if cursor is None else PageKey(*cursors.decode(scope, cursor))
         items, last = backend.summaries.page(principal.project_id, deleted=deleted, after=after, limit=limit)
-        next_cursor = (
-            None if last is None else backend.cursors.encode(scope, (last.updated_key, last.workflow_id))
-        )
+        next_cursor = None if last is None else cursors.encode(scope, (last.updated_key, last.workflow_id))
         return WorkflowPage(items=items, next_cursor=next_cursor, has_more=last is not None)
 
     @get("/get", sync_to_thread=True, responses=READ_ERRORS, summary="Get a workflow, now or at a version")
     def get_workflow(
         self,
-        backend: BackendDep,
+        backend: ServicesDep,
         principal: PrincipalDep,
         id: WorkflowId,
         version: VersionNumber = None,
@@ -118,7 +117,8 @@ class WorkflowController(Controller):
     )
     def list_versions(
         self,
-        backend: BackendDep,
+        backend: ServicesDep,
+        cursors: CursorsDep,
         principal: PrincipalDep,
         id: WorkflowId,
         limit: Annotated[
@@ -128,19 +128,19 @@ class WorkflowController(Controller):
     ) -> WorkflowVersions:
         """Newest first, paged by version number; a cursor belongs to one workflow of one project."""
         scope = f"versions:{principal.project_id}:{id}"
-        before = None if cursor is None else backend.cursors.decode(scope, cursor)[0]
+        before = None if cursor is None else cursors.decode(scope, cursor)[0]
         versions = backend.history.versions(principal.project_id, id, limit=limit, before=before)
         if versions is None:
             raise NotFound(f"no workflow has id {id!r}")
         if versions.has_more:
-            versions.next_cursor = backend.cursors.encode(scope, (versions.versions[-1].version, ""))
+            versions.next_cursor = cursors.encode(scope, (versions.versions[-1].version, ""))
         return versions
 
     @post(
         "/create", sync_to_thread=True, responses=WRITE_ERRORS, status_code=201, summary="Create a workflow"
     )
     def create_workflow(
-        self, backend: BackendDep, principal: PrincipalDep, data: JSONBody[CreateWorkflow]
+        self, backend: ServicesDep, principal: PrincipalDep, data: JSONBody[CreateWorkflow]
     ) -> WorkflowDocument:
         saved = backend.workflows.create_workflow(principal.actor, principal.project_id, content_fields(data))
         return answer(backend, saved)
@@ -154,7 +154,7 @@ class WorkflowController(Controller):
     )
     def update_workflow(
         self,
-        backend: BackendDep,
+        backend: ServicesDep,
         principal: PrincipalDep,
         data: JSONBody[UpdateWorkflow],
         if_match: IfMatch = None,
@@ -173,7 +173,7 @@ class WorkflowController(Controller):
     )
     def rename_workflow(
         self,
-        backend: BackendDep,
+        backend: ServicesDep,
         principal: PrincipalDep,
         data: JSONBody[RenameWorkflow],
         if_match: IfMatch = None,
@@ -196,7 +196,7 @@ class WorkflowController(Controller):
     )
     def revert_workflow(
         self,
-        backend: BackendDep,
+        backend: ServicesDep,
         principal: PrincipalDep,
         data: JSONBody[RevertWorkflow],
         if_match: IfMatch = None,
@@ -222,7 +222,7 @@ class WorkflowController(Controller):
     )
     def duplicate_workflow(
         self,
-        backend: BackendDep,
+        backend: ServicesDep,
         principal: PrincipalDep,
         data: JSONBody[DuplicateWorkflow],
         if_match: IfMatch = None,
@@ -245,7 +245,7 @@ class WorkflowController(Controller):
     )
     def delete_workflow(
         self,
-        backend: BackendDep,
+        backend: ServicesDep,
         principal: PrincipalDep,
         data: JSONBody[WorkflowCommand],
         if_match: IfMatch = None,
@@ -267,7 +267,7 @@ class WorkflowController(Controller):
     )
     def restore_workflow(
         self,
-        backend: BackendDep,
+        backend: ServicesDep,
         principal: PrincipalDep,
         data: JSONBody[WorkflowCommand],
         if_match: IfMatch = None,
@@ -289,7 +289,7 @@ class WorkflowController(Controller):
     )
     def permanently_delete_workflow(
         self,
-        backend: BackendDep,
+        backend: ServicesDep,
         principal: PrincipalDep,
         data: JSONBody[WorkflowCommand],
         if_match: IfMatch = None,
@@ -311,7 +311,7 @@ class WorkflowController(Controller):
         summary="Trash many workflows",
     )
     def bulk_delete_workflows(
-        self, backend: BackendDep, principal: PrincipalDep, data: JSONBody[BulkDeleteWorkflows]
+        self, backend: ServicesDep, principal: PrincipalDep, data: JSONBody[BulkDeleteWorkflows]
     ) -> BulkDeleteResults:
         results, position = backend.workflows.bulk_delete_workflows(
             principal.actor, principal.project_id, data.workflow_ids

@@ -15,6 +15,13 @@ class NotFound(DomainError):
     """The thing does not exist in the caller's project (or never did, or was erased)."""
 
 
+class ErasedError(NotFound):
+    """The content is sealed with a data key that has since been destroyed (permanently deleted).
+
+    A NotFound, so a command that loses a race with an erase answers 404 like any erased id.
+    """
+
+
 class Conflict(DomainError):
     """The command does not fit the current state (deleted, not deleted, busy)."""
 

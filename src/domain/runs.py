@@ -12,9 +12,8 @@ from eventsourcing.application import AggregateNotFoundError
 from eventsourcing.persistence import IntegrityError
 from eventsourcing.utils import get_topic
 
-from domain.errors import Conflict, NotFound
+from domain.errors import Conflict, ErasedError, NotFound
 from domain.run import CostLine, Links, Run, RunNumber, run_number_claim_id
-from domain.sealing import ErasedError
 from domain.service import WorkflowService, decide_and_save, position_of
 from domain.workflow import Actor, Workflow, parse_workflow_id
 

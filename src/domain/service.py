@@ -10,19 +10,15 @@ from uuid import UUID
 
 from eventsourcing.application import AggregateNotFoundError, Application, Repository
 from eventsourcing.domain import Aggregate
-from eventsourcing.persistence import EventStore, IntegrityError, Mapper, Recording
+from eventsourcing.persistence import IntegrityError, Recording
 
 from domain.contention import Turns, pause_before_retry
-from domain.database import Database, Dialect
-from domain.errors import Conflict, NotFound, VersionConflict
-from domain.key_encryption import KeyEncryptionKey
-from domain.sealing import DataKeys, ErasedError, SealingMapper
+from domain.errors import Conflict, ErasedError, NotFound, VersionConflict
 from domain.snapshots import (
     SNAPSHOT_INTERVAL_VARIABLE,
     SnapshotRepository,
     Snapshots,
     snapshot_interval,
-    snapshot_store,
 )
 from domain.workflow import Actor, Content, Workflow, parse_workflow_id
 
@@ -51,33 +47,15 @@ class WorkflowService(Application[UUID]):
     is_snapshotting_enabled = True
     """The snapshot table always exists; WFS_SNAPSHOT_INTERVAL=0 only stops taking and reading snapshots."""
 
-    def __init__(self, env: dict[str, str], dialect: Dialect) -> None:
-        self.dialect: Dialect = dialect
+    def __init__(self, env: dict[str, str]) -> None:
         self.snapshotting: Snapshots | None = None
         super().__init__(env)
-
-    def construct_mapper(self) -> Mapper[UUID]:
-        self.database = Database(self.factory.datastore, self.dialect)  # type: ignore[attr-defined]
-        self.data_keys = DataKeys(self.database, KeyEncryptionKey.from_env(self.env.get))
-        return SealingMapper(transcoder=self.construct_transcoder(), keys=self.data_keys)
-
-    def construct_snapshot_store(self) -> EventStore[UUID]:
-        """Sealed by the same mapper as the events; its recorder makes no table (create_event_tables does)."""
-        return snapshot_store(self.factory, self.mapper, self.dialect)
 
     def construct_repository(self) -> Repository[UUID]:
         interval = snapshot_interval(self.env.get(SNAPSHOT_INTERVAL_VARIABLE))
         if interval and self.snapshots is not None:
             self.snapshotting = Snapshots(self.snapshots, interval)
         return SnapshotRepository(self.events, self.snapshotting)
-
-    def create_event_tables(self) -> None:
-        """Create the event store's tables; both of the library's recorders can, though not by type."""
-        recorder: Any = self.recorder
-        recorder.create_table()
-        if self.snapshots is not None:
-            snapshots: Any = self.snapshots.recorder
-            snapshots.create_table()
 
     def save(self, *objs: Any, **kwargs: Any) -> list[Recording[UUID]]:
         """Store the aggregates' new events, then snapshot a workflow that reached the interval."""

@@ -15,16 +15,8 @@ from uuid import UUID
 
 from eventsourcing.application import AggregateNotFoundError, LRUCache, Repository
 from eventsourcing.domain import Aggregate
-from eventsourcing.persistence import (
-    AggregateRecorder,
-    EventStore,
-    InfrastructureFactory,
-    IntegrityError,
-    Mapper,
-)
-from eventsourcing.postgres import PostgresAggregateRecorder
+from eventsourcing.persistence import EventStore, IntegrityError
 
-from domain.database import Dialect
 from domain.workflow import Workflow
 
 SNAPSHOT_INTERVAL_VARIABLE = "WFS_SNAPSHOT_INTERVAL"
@@ -52,33 +44,6 @@ def snapshot_interval(value: str | None) -> int:
             f"{SNAPSHOT_INTERVAL_VARIABLE} must be 0 (off) or a whole number from 2, not {value!r}"
         )
     return int(text)
-
-
-def _once(method: Any) -> Any:
-    """The library's recorder method without its retry loop, as for the events (domain/outage.py)."""
-    return method.__wrapped__
-
-
-class PostgresSnapshotRecorder(PostgresAggregateRecorder):
-    """The library's snapshot recorder, each call tried once: an outage surfaces within one wait."""
-
-    insert_events = _once(PostgresAggregateRecorder.insert_events)
-    select_events = _once(PostgresAggregateRecorder.select_events)
-
-
-def snapshot_recorder(factory: InfrastructureFactory, dialect: Dialect) -> AggregateRecorder:
-    """The snapshot table's recorder: `stored_snapshots` on SQLite, `workflows_snapshots` on PostgreSQL."""
-    if dialect == "postgres":
-        prefix = factory.env.name.lower() or "stored"
-        datastore: Any = factory.datastore  # type: ignore[attr-defined]
-        return PostgresSnapshotRecorder(datastore, events_table_name=f"{prefix}_snapshots")
-    return factory.aggregate_recorder(purpose="snapshots")
-
-
-def snapshot_store(
-    factory: InfrastructureFactory, mapper: Mapper[UUID], dialect: Dialect
-) -> EventStore[UUID]:
-    return EventStore(mapper=mapper, recorder=snapshot_recorder(factory, dialect))
 
 
 class Snapshots:

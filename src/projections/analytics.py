@@ -14,7 +14,6 @@ from typing import Any
 from eventsourcing.dispatch import singledispatchmethod
 from eventsourcing.utils import get_topic
 
-from domain.database import Tx
 from domain.run import FINISHED, STATUSES, Run
 from domain.workflow import Workflow
 from projections.analytics_buckets import (
@@ -27,6 +26,7 @@ from projections.analytics_buckets import (
 from projections.documents import epoch_ms
 from projections.erasure import ERASED_WORKFLOWS_DDL, is_erased, mark_erased
 from projections.projection import Projection
+from store.database import Tx
 
 
 def utc_day(moment: datetime) -> int:

@@ -9,7 +9,6 @@ from typing import Any
 import msgspec
 from msgspec import Struct
 
-from domain.database import Database
 from projections.analytics import TABLE_COLUMNS, dump_tables
 from projections.analytics_buckets import (
     Counts,
@@ -23,6 +22,7 @@ from projections.analytics_buckets import (
     window,
 )
 from projections.documents import iso_ms
+from store.database import Database
 
 COST_DIGITS = 10
 """Dollar sums are rounded to this many decimals, so float drift never shows on the wire."""

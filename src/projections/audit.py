@@ -18,12 +18,12 @@ from typing import Any, Literal
 from eventsourcing.dispatch import singledispatchmethod
 from eventsourcing.utils import get_topic
 
-from domain.database import Tx
 from domain.run import Run
 from domain.workflow import CONTENT_FIELDS, Actor, Content, Workflow
 from projections.documents import decode_dict, encode, epoch_ms, iso_ms
 from projections.projection import WORKFLOW_EVENTS, Projection, topics_of
 from projections.reading import Tombstone, position_of
+from store.database import Tx
 
 PublicType = Literal[
     "workflow.created",

@@ -7,9 +7,9 @@ from typing import Any
 
 from msgspec import Struct
 
-from domain.database import Database
 from projections.audit import PublicType
 from projections.documents import ActorRow, decode_dict
+from store.database import Database
 
 
 class AuditItem(Struct, rename="camel", kw_only=True, omit_defaults=True):

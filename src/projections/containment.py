@@ -6,10 +6,10 @@ import logging
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 
-from domain.database import Tx
 from projections.failures import ProjectionFailure, is_transient
 from projections.projection import Projection
 from projections.reading import DecodedEvent
+from store.database import Tx
 
 log = logging.getLogger("projections.runner")
 

@@ -11,10 +11,10 @@ from __future__ import annotations
 from eventsourcing.dispatch import singledispatchmethod
 from eventsourcing.utils import get_topic
 
-from domain.database import Database, Tx
-from domain.sealing import DataKeys
 from domain.workflow import Workflow
 from projections.projection import Projection
+from store.database import Database, Tx
+from store.sealing import DataKeys
 
 ERASED_WORKFLOWS_DDL = "CREATE TABLE IF NOT EXISTS erased_workflows (workflow_id TEXT PRIMARY KEY)"
 

@@ -10,7 +10,7 @@ from datetime import UTC, datetime
 import psycopg
 from eventsourcing import persistence
 
-from domain.database import Database, Tx
+from store.database import Database, Tx
 
 FAILURES_DDL = (
     "CREATE TABLE IF NOT EXISTS projection_failures ("

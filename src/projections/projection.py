@@ -7,8 +7,8 @@ from typing import Any, ClassVar
 
 from eventsourcing.utils import get_topic
 
-from domain.database import Tx
 from domain.workflow import Workflow
+from store.database import Tx
 
 WORKFLOW_EVENTS: tuple[type, ...] = (
     Workflow.Created,

@@ -9,10 +9,10 @@ from uuid import UUID
 
 from eventsourcing.application import Application
 
-from domain.database import Database
 from projections.failures import ProjectionFailure, read_failures
 from projections.projection import Projection
 from projections.runner import ProjectionRunner, catch_up, read_positions
+from store.database import Database
 
 log = logging.getLogger("projections.runner")
 

@@ -11,8 +11,9 @@ from uuid import UUID
 from eventsourcing.application import Application
 from eventsourcing.persistence import Mapper, Notification
 
-from domain.sealing import REQUEST_ID, ErasedError
+from domain.errors import ErasedError
 from projections.failures import is_transient
+from store.sealing import REQUEST_ID
 
 if TYPE_CHECKING:
     from projections.runner import ProjectionRunner

@@ -27,12 +27,12 @@ import psycopg
 from eventsourcing.application import Application
 from psycopg.rows import dict_row
 
-from domain.database import StoreConfig, Tx
 from projections.containment import log_failures
 from projections.failures import ProjectionFailure, clear_failures, record_failures
 from projections.reading import read_batch
 from projections.runner import ProjectionRunner
 from projections.scratch import REPLAY_BATCH, MemoryScratch, Progress, replay
+from store.database import StoreConfig, Tx
 
 SCHEMA = "wfs_rebuild"
 """PostgreSQL: where the new tables wait for their swap; dropped, with anything left in it, at the end."""

@@ -14,7 +14,6 @@ from eventsourcing.dispatch import singledispatchmethod
 from eventsourcing.utils import get_topic
 from msgspec import Struct
 
-from domain.database import Database, Tx
 from domain.run import LINK_KINDS, Run
 from domain.workflow import Workflow
 from projections.analytics import dump_tables
@@ -22,6 +21,7 @@ from projections.analytics_queries import RelatedCounts
 from projections.documents import EPOCH, epoch_ms, iso_ms
 from projections.erasure import ERASED_WORKFLOWS_DDL, is_erased, mark_erased
 from projections.projection import Projection
+from store.database import Database, Tx
 
 
 class RelatedEntity(Struct, rename="camel"):

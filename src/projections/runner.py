@@ -8,11 +8,11 @@ from uuid import UUID
 
 from eventsourcing.application import Application
 
-from domain.database import Database, Tx
 from projections.containment import ViewFailed, apply_all, apply_contained, log_failures
 from projections.failures import FAILURES_DDL, ProjectionFailure, clear_failures, record_failures
 from projections.projection import Projection
 from projections.reading import DecodedEvent, read_batch
+from store.database import Database, Tx
 
 BATCH_SIZE = 500
 

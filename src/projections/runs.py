@@ -18,12 +18,12 @@ from eventsourcing.dispatch import singledispatchmethod
 from eventsourcing.utils import get_topic
 from msgspec import Struct
 
-from domain.database import Database, Tx
 from domain.run import FINISHED, Run
 from domain.workflow import Workflow
 from projections.documents import SandboxConfig, decode_dict, encode, iso_ms, micros
 from projections.erasure import ERASED_WORKFLOWS_DDL, is_erased, mark_erased
 from projections.projection import Projection
+from store.database import Database, Tx
 
 
 class CostBreakdownLine(Struct, rename="camel"):

@@ -24,11 +24,11 @@ import psycopg
 from eventsourcing.application import Application
 from eventsourcing.persistence import Mapper, Notification
 
-from domain.database import Dialect, Tx
-from domain.sealing import DataKeys, SealingMapper
 from projections.failures import ProjectionFailure
 from projections.reading import read_batch
 from projections.runner import ProjectionRunner
+from store.database import Dialect, Tx
+from store.sealing import DataKeys, SealingMapper
 
 REPLAY_BATCH = 5000
 """Events read and decoded per round trip; large pages make a replay several times faster."""

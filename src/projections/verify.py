@@ -21,9 +21,9 @@ from uuid import UUID
 
 from eventsourcing.application import Application
 
-from domain.database import Database, Tx
 from projections.runner import ProjectionRunner
 from projections.scratch import MemoryScratch, Progress, replay
+from store.database import Database, Tx
 
 SNAPSHOT_PAGE = 5000
 """Live rows read per query while copying the live views."""

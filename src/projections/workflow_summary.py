@@ -7,7 +7,6 @@ from typing import Any
 
 from eventsourcing.dispatch import singledispatchmethod
 
-from domain.database import Database, Tx
 from domain.workflow import Workflow
 from projections.documents import (
     WorkflowDocument,
@@ -23,6 +22,7 @@ from projections.documents import (
     render_document,
 )
 from projections.projection import WORKFLOW_EVENTS, Projection, topics_of
+from store.database import Database, Tx
 
 
 @dataclass(frozen=True)

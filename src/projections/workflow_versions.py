@@ -8,7 +8,6 @@ import msgspec
 from eventsourcing.dispatch import singledispatchmethod
 from msgspec import Struct
 
-from domain.database import Database, Tx
 from domain.workflow import CONTENT_DEFAULTS, CONTENT_FIELDS, Actor, Workflow, version_id
 from projections.documents import (
     ActorRow,
@@ -20,6 +19,7 @@ from projections.documents import (
     render_document,
 )
 from projections.projection import Projection, topics_of
+from store.database import Database, Tx
 
 Source = Literal["create", "update", "rename", "revert", "duplicate"]
 

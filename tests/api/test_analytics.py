@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from api.backend import Backend
+from composition.services import Services
 from domain.backdating import collect_at, save_backdated
 from domain.run import Run, RunNumber
 from domain.workflow import Actor
@@ -60,7 +60,7 @@ def analytics(api: Api, workflow_id: str, **params: Any) -> dict[str, Any]:
     return answer
 
 
-def pin(backend: Backend, now: datetime) -> None:
+def pin(backend: Services, now: datetime) -> None:
     backend.analytics.clock = lambda: now
 
 
@@ -82,7 +82,7 @@ def five_runs(api: Api, workflow_id: str) -> list[dict[str, Any]]:
     return [done, failed, cancelled, running, queued]
 
 
-def test_kpis_costs_and_todays_bucket(api: Api, backend: Backend) -> None:
+def test_kpis_costs_and_todays_bucket(api: Api, backend: Services) -> None:
     workflow = api.create()
     runs = five_runs(api, workflow["id"])
     now = datetime.now(UTC)
@@ -135,7 +135,7 @@ def test_kpis_costs_and_todays_bucket(api: Api, backend: Backend) -> None:
     assert answer["related"] == {"personas": 0, "issues": 0, "learningVersions": 0}
 
 
-def test_a_status_change_moves_the_count_on_the_creation_day(api: Api, backend: Backend) -> None:
+def test_a_status_change_moves_the_count_on_the_creation_day(api: Api, backend: Services) -> None:
     workflow = api.create()
     run = start(api, workflow["id"])
     pin(backend, datetime.now(UTC))
@@ -151,7 +151,7 @@ def test_a_status_change_moves_the_count_on_the_creation_day(api: Api, backend: 
     )
 
 
-def test_a_workflow_without_runs_has_zeros_and_null_rates(api: Api, backend: Backend) -> None:
+def test_a_workflow_without_runs_has_zeros_and_null_rates(api: Api, backend: Services) -> None:
     workflow = api.create()
     pin(backend, datetime(2026, 11, 28, 9, tzinfo=UTC))
     answer = analytics(api, workflow["id"], days=60, granularity="monthly")
@@ -176,7 +176,7 @@ def test_a_workflow_without_runs_has_zeros_and_null_rates(api: Api, backend: Bac
     assert all(p["successRate"] is None and p["runs"] == 0 for p in answer["successRateSeries"])
 
 
-def test_the_first_day_of_the_window_counts_and_the_day_before_does_not(api: Api, backend: Backend) -> None:
+def test_the_first_day_of_the_window_counts_and_the_day_before_does_not(api: Api, backend: Services) -> None:
     workflow = api.create()
     five_runs(api, workflow["id"])
     today = datetime.now(UTC)
@@ -192,7 +192,7 @@ def test_the_first_day_of_the_window_counts_and_the_day_before_does_not(api: Api
 
 
 def backdated_run(
-    backend: Backend, api: Api, workflow_id: str, number: int, created: datetime, outcome: str
+    backend: Services, api: Api, workflow_id: str, number: int, created: datetime, outcome: str
 ) -> None:
     """A run created at `created` that ran for ten minutes, stored through the domain with its times."""
     run = Run.start(
@@ -212,7 +212,7 @@ def backdated_run(
     backend.settle(save_backdated(backend.workflows, events))
 
 
-def test_a_week_straddling_a_month_and_a_year(api: Api, backend: Backend) -> None:
+def test_a_week_straddling_a_month_and_a_year(api: Api, backend: Services) -> None:
     workflow = api.create()
     days = [datetime(2026, 12, 27, 23, 59, tzinfo=UTC)]  # the Sunday before: outside a 7-day window
     days += [datetime(2026, 12, 28, tzinfo=UTC) + timedelta(days=n, hours=n) for n in range(7)]
@@ -241,7 +241,7 @@ def test_a_week_straddling_a_month_and_a_year(api: Api, backend: Backend) -> Non
     ]
 
 
-def test_a_leap_day_is_its_own_bucket(api: Api, backend: Backend) -> None:
+def test_a_leap_day_is_its_own_bucket(api: Api, backend: Services) -> None:
     workflow = api.create()
     for number, created in enumerate(
         [datetime(2028, 2, 28, 23, 59, tzinfo=UTC), datetime(2028, 2, 29, 12, tzinfo=UTC)], start=1
@@ -301,7 +301,7 @@ def test_analytics_needs_a_key(api: Api) -> None:
     assert response.status_code == 401
 
 
-def test_related_counts_distinct_runs_fills_names_and_lists_recent_first(api: Api, backend: Backend) -> None:
+def test_related_counts_distinct_runs_fills_names_and_lists_recent_first(api: Api, backend: Services) -> None:
     workflow = api.create()
     first = start(api, workflow["id"])
     report(
@@ -357,7 +357,7 @@ def test_related_of_a_workflow_without_runs_is_empty(api: Api) -> None:
 
 
 def test_a_soft_deleted_workflow_keeps_its_tabs_and_an_erased_one_loses_them(
-    api: Api, backend: Backend
+    api: Api, backend: Services
 ) -> None:
     workflow = api.create()
     kept = api.create("Kept")
@@ -377,7 +377,7 @@ def test_a_soft_deleted_workflow_keeps_its_tabs_and_an_erased_one_loses_them(
     assert len(api.get("/workflows/related", id=kept["id"]).json()["issues"]) == 1
 
 
-def rebuilt(backend: Backend) -> tuple[Any, Any]:
+def rebuilt(backend: Services) -> tuple[Any, Any]:
     for name in ("analytics", "related"):
         runner = backend.projector.runner(name)
         runner.drop_tables()
@@ -386,7 +386,7 @@ def rebuilt(backend: Backend) -> tuple[Any, Any]:
     return backend.analytics.rows(), backend.related.rows()
 
 
-def test_the_views_equal_a_fresh_rebuild(api: Api, backend: Backend) -> None:
+def test_the_views_equal_a_fresh_rebuild(api: Api, backend: Services) -> None:
     workflow = api.create()
     erased = api.create("Erased")
     five_runs(api, workflow["id"])

@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from api.backend import Backend
+from composition.services import Services
 from tests.api.test_history import history
 from tests.conftest import Api
 
@@ -31,7 +31,7 @@ def audit_log(api: Api, **params: Any) -> list[dict[str, Any]]:
         cursor = page["nextCursor"]
 
 
-def second_key(api: Api, backend: Backend, name: str) -> tuple[Api, str]:
+def second_key(api: Api, backend: Services, name: str) -> tuple[Api, str]:
     """Another API key of the same project, and its key id."""
     key = backend.accounts.create_key(api.project_id, name)
     return Api(api.client, key.secret, api.project_id), key.key_id
@@ -93,7 +93,7 @@ def test_every_event_appears_under_its_public_name_in_store_order(api: Api) -> N
     assert items[4]["data"]["revertedFromVersion"] == 1
 
 
-def test_each_filter_narrows_the_log(api: Api, backend: Backend) -> None:
+def test_each_filter_narrows_the_log(api: Api, backend: Services) -> None:
     ids = every_kind_of_event(api)
     auditor, auditor_id = second_key(api, backend, "auditor")
     other = auditor.create("Made by the auditor")["id"]
@@ -188,7 +188,7 @@ def test_a_project_sees_only_its_own_events(api: Api, other_api: Api) -> None:
 
 
 def test_after_a_permanent_delete_the_log_keeps_who_did_what_but_no_content(
-    api: Api, backend: Backend
+    api: Api, backend: Services
 ) -> None:
     secret = f"unique-{uuid.uuid4().hex}"
     kept = api.create("Unrelated")["id"]
@@ -239,7 +239,7 @@ def test_after_a_permanent_delete_the_log_keeps_who_did_what_but_no_content(
     assert history(api, kept)[0]["data"]["name"] == "Unrelated"
 
 
-def audit_rows(backend: Backend) -> list[Any]:
+def audit_rows(backend: Services) -> list[Any]:
     """Every row of every table of the audit read model, as stored."""
     rows: list[Any] = []
     runner = backend.projector.runner("audit")
@@ -250,7 +250,7 @@ def audit_rows(backend: Backend) -> list[Any]:
     return rows
 
 
-def rebuild_audit_view(backend: Backend) -> list[Any]:
+def rebuild_audit_view(backend: Services) -> list[Any]:
     runner = backend.projector.runner("audit")
     runner.drop_tables()
     runner.create_tables()
@@ -258,14 +258,14 @@ def rebuild_audit_view(backend: Backend) -> list[Any]:
     return backend.audit.rows()
 
 
-def test_rebuilding_the_audit_view_gives_the_same_items(api: Api, backend: Backend) -> None:
+def test_rebuilding_the_audit_view_gives_the_same_items(api: Api, backend: Services) -> None:
     every_kind_of_event(api, erase=False)
     built = backend.audit.rows()
     assert rebuild_audit_view(backend) == built
     assert len(built) == 10
 
 
-def test_rebuilding_after_an_erasure_keeps_the_erased_workflows_items(api: Api, backend: Backend) -> None:
+def test_rebuilding_after_an_erasure_keeps_the_erased_workflows_items(api: Api, backend: Services) -> None:
     every_kind_of_event(api)
     built = backend.audit.rows()
     assert rebuild_audit_view(backend) == built

@@ -7,7 +7,7 @@ from typing import Any
 import pytest
 from litestar.testing import TestClient
 
-from api.backend import Backend
+from composition.services import Services
 from tests.conftest import Api
 
 ROUTES = [
@@ -34,21 +34,21 @@ def test_missing_malformed_or_unknown_keys_are_401(
     assert response.headers["www-authenticate"] == "Bearer"
 
 
-def test_a_revoked_key_is_401(api: Api, backend: Backend) -> None:
+def test_a_revoked_key_is_401(api: Api, backend: Services) -> None:
     assert api.get("/workflows/list").status_code == 200
     key_id = next(k.key_id for k in backend.accounts.list_keys() if k.project_id == api.project_id)
     backend.accounts.revoke_key(key_id)
     assert api.get("/workflows/list").status_code == 401
 
 
-def test_keys_are_stored_hashed(api: Api, backend: Backend) -> None:
+def test_keys_are_stored_hashed(api: Api, backend: Services) -> None:
     with backend.database.transaction(commit=False) as tx:
         rows = tx.execute("SELECT key_hash FROM api_keys").fetchall()
     assert rows
     assert all(api.key not in row["key_hash"] for row in rows)
 
 
-def test_a_second_key_acts_in_the_same_project(api: Api, backend: Backend, client: TestClient[Any]) -> None:
+def test_a_second_key_acts_in_the_same_project(api: Api, backend: Services, client: TestClient[Any]) -> None:
     created = api.create()
     second = backend.accounts.create_key(api.project_id, "ci")
     other = Api(client, second.secret, api.project_id)

@@ -16,10 +16,10 @@ from eventsourcing.utils import get_topic
 from litestar.testing import TestClient
 
 from api.app import create_app
-from api.backend import Backend
 from api.cli import main
 from api.cli.serve import serve_command
-from api.settings import Settings
+from composition.services import Services
+from composition.settings import Settings
 from domain.run import Run
 from projections.projector import Projector
 from projections.workflow_summary import WorkflowSummaryProjection
@@ -48,11 +48,11 @@ def ready(client: TestClient[Any]) -> dict[str, Any]:
     return body
 
 
-def expected_error(backend: Backend) -> str:
+def expected_error(backend: Services) -> str:
     return "DataError" if backend.database.dialect == "postgres" else "ValueError"
 
 
-def unreachable(backend: Backend) -> BaseException:
+def unreachable(backend: Services) -> BaseException:
     if backend.database.dialect == "postgres":
         return psycopg.OperationalError("connection refused")
     return sqlite3.OperationalError("database is locked")
@@ -67,7 +67,7 @@ def test_ready_is_ready_while_nothing_was_skipped(client: TestClient[Any], api: 
 
 
 def test_after_an_event_a_view_cannot_apply_writes_answer_and_ready_is_degraded(
-    backend: Backend, client: TestClient[Any], api: Api, other_api: Api, monkeypatch: pytest.MonkeyPatch
+    backend: Services, client: TestClient[Any], api: Api, other_api: Api, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     make_nul_unstorable(backend, monkeypatch)
     workflow_id = api.create()["id"]
@@ -107,7 +107,7 @@ def test_after_an_event_a_view_cannot_apply_writes_answer_and_ready_is_degraded(
 
 
 def test_a_write_answers_when_its_read_models_cannot_catch_up(
-    backend: Backend, api: Api, monkeypatch: pytest.MonkeyPatch
+    backend: Services, api: Api, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     def down(*_: Any, **__: Any) -> None:
         raise unreachable(backend)
@@ -122,14 +122,14 @@ def test_a_write_answers_when_its_read_models_cannot_catch_up(
 
 
 def test_a_restart_over_the_store_serves_and_stays_degraded(
-    backend: Backend, api: Api, database_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    backend: Services, api: Api, database_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     make_nul_unstorable(backend, monkeypatch)
     _, run_id = a_run(backend, api.project_id)
     backend.projector.catch_up()
     report_a_nul(backend, api.project_id, run_id)
 
-    restarted = Backend(Settings(database_url=database_url, files_dir=tmp_path / "files"))
+    restarted = Services(Settings(database_url=database_url, files_dir=tmp_path / "files"))
     try:
         with TestClient(create_app(backend=restarted)) as client:
             assert ready(client)["status"] == "degraded"
@@ -161,7 +161,7 @@ def test_serve_starts_when_catching_up_at_start_fails(
 def test_serve_restarts_over_a_stored_nul(make_postgres_url: Any, tmp_path: Path) -> None:
     """The deployment seen failing: `serve` exited 1 on a PostgreSQL store holding such an event."""
     database_url = make_postgres_url()
-    backend = Backend(Settings(database_url=database_url, files_dir=tmp_path / "files"))
+    backend = Services(Settings(database_url=database_url, files_dir=tmp_path / "files"))
     try:
         project = backend.accounts.create_project("p")
         workflow_id, run_id = a_run(backend, project.project_id)
@@ -194,7 +194,7 @@ def test_serve_restarts_over_a_stored_nul(make_postgres_url: Any, tmp_path: Path
 
 
 def test_rebuild_tries_the_event_again_and_the_views_keep_answering(
-    backend: Backend,
+    backend: Services,
     client: TestClient[Any],
     api: Api,
     database_url: str,
@@ -223,7 +223,7 @@ def test_rebuild_tries_the_event_again_and_the_views_keep_answering(
 
 
 def test_a_rebuild_that_fails_keeps_the_old_view(
-    backend: Backend,
+    backend: Services,
     api: Api,
     database_url: str,
     tmp_path: Path,

@@ -6,13 +6,13 @@ from uuid import UUID
 
 import pytest
 
-from api.backend import Backend
-from domain.sealing import ErasedError
+from composition.services import Services
+from domain.errors import ErasedError
 from domain.workflow import Workflow
 from tests.conftest import Api
 
 
-def test_content_is_encrypted_at_rest_and_unreadable_after_erasure(api: Api, backend: Backend) -> None:
+def test_content_is_encrypted_at_rest_and_unreadable_after_erasure(api: Api, backend: Services) -> None:
     created = api.create("Top secret plan", description="classified details")
     api.post("/workflows/rename", {"workflowId": created["id"], "name": "Still secret"})
     workflow_id = UUID(created["id"])
@@ -42,7 +42,7 @@ def test_content_is_encrypted_at_rest_and_unreadable_after_erasure(api: Api, bac
         )
 
 
-def test_a_rebuild_after_erasure_does_not_bring_the_workflow_back(api: Api, backend: Backend) -> None:
+def test_a_rebuild_after_erasure_does_not_bring_the_workflow_back(api: Api, backend: Services) -> None:
     kept = api.create("kept")
     erased = api.create("erased")
     api.post("/workflows/permanent-delete", {"workflowId": erased["id"]})

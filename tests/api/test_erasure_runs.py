@@ -14,12 +14,11 @@ import pytest
 from litestar.testing import TestClient
 
 from api.app import create_app
-from api.backend import Backend
-from api.settings import Settings
-from domain.errors import NotFound
-from domain.key_encryption import WRAPPED_PREFIX, MasterKeyError
-from domain.sealing import ErasedError
+from composition.services import Services
+from composition.settings import Settings
+from domain.errors import ErasedError, NotFound
 from domain.workflow import Actor
+from store.key_encryption import WRAPPED_PREFIX, MasterKeyError
 from tests.conftest import Api
 
 FIXTURES = Path(__file__).parent.parent / "fixtures"
@@ -31,7 +30,7 @@ def unique(label: str) -> str:
     return f"{label}-{uuid4().hex}"
 
 
-def all_table_bytes(backend: Backend) -> bytes:
+def all_table_bytes(backend: Services) -> bytes:
     """Every value of every table of the store, as bytes (text UTF-8 encoded), concatenated."""
     listing = (
         "SELECT name FROM sqlite_master WHERE type = 'table'"
@@ -110,7 +109,7 @@ class ErasableWorkflow:
         return [value.encode() for value in self.secrets.values()]
 
 
-def test_run_content_is_sealed_with_the_workflows_key(api: Api, backend: Backend) -> None:
+def test_run_content_is_sealed_with_the_workflows_key(api: Api, backend: Services) -> None:
     flow = ErasableWorkflow(api)
     notifications = backend.workflows.recorder.select_notifications(start=1, limit=1000)
     states = b"\n".join(n.state for n in notifications)
@@ -134,7 +133,7 @@ def test_run_content_is_sealed_with_the_workflows_key(api: Api, backend: Backend
 
 
 def test_erasing_a_workflow_erases_its_runs_on_every_route_and_in_the_store(
-    api: Api, backend: Backend
+    api: Api, backend: Services
 ) -> None:
     flow = ErasableWorkflow(api)
     kept = api.create("kept")
@@ -171,7 +170,7 @@ def test_erasing_a_workflow_erases_its_runs_on_every_route_and_in_the_store(
 
 
 def test_a_run_stored_after_the_erase_never_reaches_a_view(
-    api: Api, backend: Backend, monkeypatch: pytest.MonkeyPatch
+    api: Api, backend: Services, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """The race's worst order: the start read the workflow before the erase and sealed the run with
     the key before it was destroyed, but stored it after the erase, so one catch-up batch decodes
@@ -201,7 +200,7 @@ def test_a_run_stored_after_the_erase_never_reaches_a_view(
 
 
 def test_erasure_leaves_no_residue_in_the_tables_or_the_database_files(
-    api: Api, backend: Backend, database_url: str
+    api: Api, backend: Services, database_url: str
 ) -> None:
     neighbours = [ErasableWorkflow(api) for _ in range(2)]  # rows sharing pages with the erased ones
     flow = ErasableWorkflow(api)
@@ -226,7 +225,7 @@ def test_erasure_leaves_no_residue_in_the_tables_or_the_database_files(
 
 
 def test_data_keys_are_stored_wrapped_and_a_wrong_master_key_is_refused_at_start(
-    api: Api, backend: Backend, database_url: str, tmp_path: Path
+    api: Api, backend: Services, database_url: str, tmp_path: Path
 ) -> None:
     flow = ErasableWorkflow(api)
     key = backend.workflows.data_keys.key_for(flow.id, create=False)
@@ -238,14 +237,14 @@ def test_data_keys_are_stored_wrapped_and_a_wrong_master_key_is_refused_at_start
 
     for create_tables in (True, False):
         with pytest.raises(MasterKeyError, match="is not the one this store's data keys were wrapped with"):
-            Backend(
+            Services(
                 Settings(database_url=database_url, master_key=OTHER_MASTER_KEY), create_tables=create_tables
             )
     with pytest.raises(MasterKeyError, match="must hold 32 bytes"):
-        Backend(Settings(database_url=database_url, master_key="too short"))
+        Services(Settings(database_url=database_url, master_key="too short"))
     key_file = tmp_path / "master.key"
     key_file.write_text(str(backend.workflows.data_keys.master_key.key.hex()))
-    again = Backend(Settings(database_url=database_url, master_key=None, master_key_file=key_file))
+    again = Services(Settings(database_url=database_url, master_key=None, master_key_file=key_file))
     try:
         assert again.runs.get_run(api.project_id, flow.run["id"]).prompt == flow.secrets["prompt"]
     finally:
@@ -255,13 +254,13 @@ def test_data_keys_are_stored_wrapped_and_a_wrong_master_key_is_refused_at_start
 @pytest.mark.postgres
 def test_postgresql_without_a_master_key_refuses_to_start(make_postgres_url: Any) -> None:
     with pytest.raises(MasterKeyError, match="WFS_MASTER_KEY"):
-        Backend(Settings(database_url=make_postgres_url(), master_key=None, master_key_file=None))
+        Services(Settings(database_url=make_postgres_url(), master_key=None, master_key_file=None))
 
 
 def test_the_embedded_store_makes_a_key_file_beside_the_database_on_first_start(tmp_path: Path) -> None:
     url = f"sqlite:///{tmp_path / 'data' / 'store.db'}"
     settings = Settings(database_url=url, files_dir=tmp_path / "files", master_key=None, master_key_file=None)
-    first = Backend(settings)
+    first = Services(settings)
     key_file = tmp_path / "data" / "store.db.key"
     try:
         assert stat.S_IMODE(key_file.stat().st_mode) == 0o600
@@ -274,7 +273,7 @@ def test_the_embedded_store_makes_a_key_file_beside_the_database_on_first_start(
     text = key_file.read_text()
     assert text.strip().encode() not in (tmp_path / "data" / "store.db").read_bytes()
 
-    restarted = Backend(settings)
+    restarted = Services(settings)
     try:
         assert key_file.read_text() == text
         assert restarted.runs.get_run(project.project_id, flow.run["id"]).prompt == flow.secrets["prompt"]
@@ -292,7 +291,7 @@ def test_a_store_written_before_wrapping_is_migrated_and_its_runs_still_load(tmp
     assert plain_keys
     assert not any(key.startswith(WRAPPED_PREFIX) for key in plain_keys)
 
-    backend = Backend(Settings(database_url=f"sqlite:///{store}", files_dir=tmp_path / "files"))
+    backend = Services(Settings(database_url=f"sqlite:///{store}", files_dir=tmp_path / "files"))
     try:
         with backend.database.transaction(commit=False) as tx:
             keys = [row["data_key"] for row in tx.execute("SELECT data_key FROM data_keys").fetchall()]
@@ -317,7 +316,9 @@ def test_a_store_written_before_wrapping_is_migrated_and_its_runs_still_load(tmp
         backend.close()
 
 
-def test_answers_kept_for_idempotency_keys_are_erased_with_their_workflow(api: Api, backend: Backend) -> None:
+def test_answers_kept_for_idempotency_keys_are_erased_with_their_workflow(
+    api: Api, backend: Services
+) -> None:
     name, prompt = unique("idem-name"), unique("idem-prompt")
     create_body = {"name": name, "pipelineSteps": [{"type": "designer"}]}
     created = api.post("/workflows/create", create_body, headers={"Idempotency-Key": "create-1"})

@@ -13,9 +13,9 @@ import pytest
 from litestar.testing import TestClient
 
 from api.app import create_app
-from api.backend import Backend
+from composition.services import Services
 from domain.errors import Conflict, InvalidInput
-from domain.files import MAX_UPLOAD_BYTES, Incoming, StoredFile, utc_now
+from store.files import MAX_UPLOAD_BYTES, Incoming, StoredFile, utc_now
 from tests.conftest import Api
 
 PNG = b"\x89PNG\r\n\x1a\n" + b"\x00\x00\x00\rIHDR\x00\x00\x00\x01\x00\x00\x00\x01\x08\x06\x00\x00\x00"
@@ -48,7 +48,7 @@ def send(client: TestClient[Any], url: str, content: bytes, content_type: str = 
     return client.post(url, content=content, headers={"Content-Type": content_type})
 
 
-def stored_files(backend: Backend) -> list[Path]:
+def stored_files(backend: Services) -> list[Path]:
     """Every file kept in the content-addressed directory (temporary files excluded)."""
     root = backend.files.files_dir
     if not root.exists():
@@ -56,12 +56,12 @@ def stored_files(backend: Backend) -> list[Path]:
     return [path for path in root.rglob("*") if path.is_file() and path.parent.name != "tmp"]
 
 
-def temporary_files(backend: Backend) -> list[Path]:
+def temporary_files(backend: Services) -> list[Path]:
     tmp = backend.files.files_dir / "tmp"
     return list(tmp.iterdir()) if tmp.exists() else []
 
 
-def file_rows(backend: Backend) -> int:
+def file_rows(backend: Services) -> int:
     with backend.database.transaction(commit=False) as tx:
         count: int = tx.execute("SELECT COUNT(*) AS n FROM files").fetchone()["n"]
     return count
@@ -69,7 +69,7 @@ def file_rows(backend: Backend) -> int:
 
 @pytest.mark.parametrize("kind", list(IMAGES))
 def test_each_image_format_uploads_without_an_api_key(
-    api: Api, client: TestClient[Any], backend: Backend, kind: str
+    api: Api, client: TestClient[Any], backend: Services, kind: str
 ) -> None:
     content, media_type = IMAGES[kind]
     url = upload_url(api)
@@ -112,7 +112,7 @@ def test_upload_urls_are_distinct_and_unguessable(api: Api) -> None:
     assert all(len(url.rsplit("/", 1)[1]) >= 43 for url in urls)
 
 
-def test_only_the_token_hash_is_stored(api: Api, backend: Backend) -> None:
+def test_only_the_token_hash_is_stored(api: Api, backend: Services) -> None:
     token = upload_url(api).rsplit("/", 1)[1]
     with backend.database.transaction(commit=False) as tx:
         hashes = [row["token_hash"] for row in tx.execute("SELECT token_hash FROM upload_slots").fetchall()]
@@ -147,7 +147,7 @@ def test_the_content_decides_the_type_not_the_header(api: Api, client: TestClien
 
 
 def test_a_non_image_with_an_image_header_is_415_and_stores_nothing(
-    api: Api, client: TestClient[Any], backend: Backend
+    api: Api, client: TestClient[Any], backend: Services
 ) -> None:
     url = upload_url(api)
     for content in (
@@ -167,7 +167,7 @@ def test_a_non_image_with_an_image_header_is_415_and_stores_nothing(
 
 
 def test_bytes_not_matching_the_requested_content_type_are_415(
-    api: Api, client: TestClient[Any], backend: Backend
+    api: Api, client: TestClient[Any], backend: Services
 ) -> None:
     url = upload_url(api, {"contentType": "image/png"})
     response = send(client, url, GIF89, "image/png")
@@ -178,7 +178,7 @@ def test_bytes_not_matching_the_requested_content_type_are_415(
 
 
 def test_an_oversized_upload_is_413_and_stores_nothing(
-    api: Api, client: TestClient[Any], backend: Backend
+    api: Api, client: TestClient[Any], backend: Services
 ) -> None:
     url = upload_url(api)
     response = send(client, url, PNG + b"\x00" * (MAX_UPLOAD_BYTES + 1 - len(PNG)))
@@ -195,7 +195,7 @@ def test_exactly_ten_mebibytes_is_accepted(api: Api, client: TestClient[Any]) ->
     assert response.json()["size"] == MAX_UPLOAD_BYTES
 
 
-def test_a_used_url_is_409(api: Api, client: TestClient[Any], backend: Backend) -> None:
+def test_a_used_url_is_409(api: Api, client: TestClient[Any], backend: Services) -> None:
     url = upload_url(api)
     first = send(client, url, PNG)
     assert first.status_code == 200
@@ -207,7 +207,7 @@ def test_a_used_url_is_409(api: Api, client: TestClient[Any], backend: Backend) 
     assert file_rows(backend) == 1
 
 
-def test_an_expired_url_is_409(api: Api, client: TestClient[Any], backend: Backend) -> None:
+def test_an_expired_url_is_409(api: Api, client: TestClient[Any], backend: Services) -> None:
     url = upload_url(api)
     backend.files.clock = lambda: utc_now() + timedelta(minutes=15, seconds=1)
 
@@ -219,7 +219,7 @@ def test_an_expired_url_is_409(api: Api, client: TestClient[Any], backend: Backe
 
 
 def test_a_url_still_works_just_before_it_expires(
-    api: Api, client: TestClient[Any], backend: Backend
+    api: Api, client: TestClient[Any], backend: Services
 ) -> None:
     url = upload_url(api)
     backend.files.clock = lambda: utc_now() + timedelta(minutes=14, seconds=50)
@@ -234,7 +234,7 @@ def test_an_unknown_url_is_404(client: TestClient[Any], token: str) -> None:
 
 
 def test_a_url_from_a_revoked_key_still_works_as_its_own_credential(
-    api: Api, client: TestClient[Any], backend: Backend
+    api: Api, client: TestClient[Any], backend: Services
 ) -> None:
     """The URL is the credential, and the upload route never looks at an API key."""
     url = upload_url(api)
@@ -243,7 +243,7 @@ def test_a_url_from_a_revoked_key_still_works_as_its_own_credential(
 
 
 def test_the_same_bytes_twice_share_one_file_but_get_two_ids(
-    api: Api, other_api: Api, client: TestClient[Any], backend: Backend
+    api: Api, other_api: Api, client: TestClient[Any], backend: Services
 ) -> None:
     first = send(client, upload_url(api), PNG).json()
     second = send(client, upload_url(other_api), PNG).json()
@@ -255,7 +255,7 @@ def test_the_same_bytes_twice_share_one_file_but_get_two_ids(
 
 
 def test_reference_images_must_be_this_projects_images(
-    api: Api, other_api: Api, client: TestClient[Any], backend: Backend
+    api: Api, other_api: Api, client: TestClient[Any], backend: Services
 ) -> None:
     mine = send(client, upload_url(api), PNG).json()["storageId"]
     theirs = send(client, upload_url(other_api), JPEG, "image/jpeg").json()["storageId"]
@@ -276,7 +276,7 @@ def test_reference_images_must_be_this_projects_images(
     )
 
 
-def test_a_stored_file_that_is_not_an_image_is_not_a_reference_image(api: Api, backend: Backend) -> None:
+def test_a_stored_file_that_is_not_an_image_is_not_a_reference_image(api: Api, backend: Services) -> None:
     with backend.database.transaction() as tx:
         tx.execute(
             "INSERT INTO files (storage_id, project_id, sha256, content_type, size, created_at)"
@@ -288,7 +288,7 @@ def test_a_stored_file_that_is_not_an_image_is_not_a_reference_image(api: Api, b
     assert error.value.field == "referenceImageIds[0]"
 
 
-def test_two_concurrent_uploads_to_one_url_cannot_both_succeed(api: Api, backend: Backend) -> None:
+def test_two_concurrent_uploads_to_one_url_cannot_both_succeed(api: Api, backend: Services) -> None:
     token = upload_url(api).rsplit("/", 1)[1]
     files = backend.files
     barrier = threading.Barrier(2)
@@ -319,7 +319,7 @@ def test_two_concurrent_uploads_to_one_url_cannot_both_succeed(api: Api, backend
 
 
 def test_the_body_is_streamed_in_chunks_and_an_oversized_one_is_cut_off_early(
-    api: Api, backend: Backend, monkeypatch: pytest.MonkeyPatch
+    api: Api, backend: Services, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """Drive the ASGI app directly, so the body arrives in chunks without a Content-Length."""
     token = upload_url(api).rsplit("/", 1)[1]

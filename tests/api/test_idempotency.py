@@ -13,10 +13,9 @@ from litestar.testing import TestClient
 
 import api.idempotency.middleware as middleware
 from api.app import create_app
-from api.backend import Backend
-from api.idempotency import Fingerprint, IdempotencyRecords
-from api.idempotency.records import PENDING_SECONDS
-from api.settings import Settings
+from composition.services import Services
+from composition.settings import Settings
+from store.idempotency import PENDING_SECONDS, Fingerprint, IdempotencyRecords
 from tests.conftest import Api
 
 BODY = {"name": "Release hardening", "pipelineSteps": [{"type": "designer", "cliId": "claude"}]}
@@ -34,12 +33,12 @@ def listed(api: Api) -> list[dict[str, Any]]:
     return items
 
 
-def backdate(backend: Backend, seconds: float) -> None:
+def backdate(backend: Services, seconds: float) -> None:
     with backend.database.transaction() as tx:
         tx.execute("UPDATE idempotency_keys SET created_at = created_at - ?", (seconds,))
 
 
-def record_count(backend: Backend) -> int:
+def record_count(backend: Services) -> int:
     with backend.database.transaction(commit=False) as tx:
         row = tx.execute("SELECT COUNT(*) AS n FROM idempotency_keys").fetchone()
     return int(row["n"])
@@ -135,7 +134,7 @@ def test_a_repeat_without_a_valid_key_is_401_never_a_replay(api: Api, authorizat
     assert "idempotent-replayed" not in response.headers
 
 
-def test_a_revoked_key_gets_401_not_the_replay(api: Api, backend: Backend) -> None:
+def test_a_revoked_key_gets_401_not_the_replay(api: Api, backend: Services) -> None:
     assert api.post(CREATE, BODY, keyed("revoked")).status_code == 201
     for key in backend.accounts.list_keys():
         if key.project_id == api.project_id:
@@ -167,7 +166,7 @@ def test_a_repeated_delete_answers_its_first_success(api: Api) -> None:
     assert again.content == first.content
 
 
-def test_a_5xx_answer_is_not_remembered(api: Api, backend: Backend, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_5xx_answer_is_not_remembered(api: Api, backend: Services, monkeypatch: pytest.MonkeyPatch) -> None:
     """The retry of a request that failed on the server runs again, and succeeds."""
     real_create = backend.workflows.create_workflow
 
@@ -194,14 +193,14 @@ def test_a_400_for_the_body_does_not_hide_a_later_valid_key_use(api: Api) -> Non
     assert api.post(CREATE, BODY, keyed("bad-body")).status_code == 409
 
 
-def test_a_body_over_the_limit_is_413_and_claims_nothing(api: Api, backend: Backend) -> None:
+def test_a_body_over_the_limit_is_413_and_claims_nothing(api: Api, backend: Services) -> None:
     huge = {**BODY, "description": "x" * (3 * 1024 * 1024)}
     response = api.post(CREATE, huge, keyed("huge"))
     assert response.status_code == 413
     assert record_count(backend) == 0
 
 
-def test_a_record_older_than_24_hours_is_ignored(api: Api, backend: Backend) -> None:
+def test_a_record_older_than_24_hours_is_ignored(api: Api, backend: Services) -> None:
     first = api.post(CREATE, BODY, keyed("old"))
     backdate(backend, 24 * 60 * 60 + 60)
     later = api.post(CREATE, BODY, keyed("old"))
@@ -213,7 +212,7 @@ def test_a_record_older_than_24_hours_is_ignored(api: Api, backend: Backend) -> 
     assert len(listed(api)) == 2
 
 
-def test_expired_records_are_purged(api: Api, backend: Backend) -> None:
+def test_expired_records_are_purged(api: Api, backend: Services) -> None:
     api.post(CREATE, BODY, keyed("to-purge"))
     backdate(backend, 24 * 60 * 60 + 60)
     api.post(CREATE, BODY, keyed("kept"))
@@ -229,7 +228,7 @@ def test_expired_records_are_purged(api: Api, backend: Backend) -> None:
     assert keys == {"kept", "trigger"}
 
 
-def pending_claim(backend: Backend, api: Api, key: str) -> None:
+def pending_claim(backend: Services, api: Api, key: str) -> None:
     """What a request that is still running (or crashed) leaves behind: a claim with no answer."""
     body = json.dumps(BODY).encode()
     fingerprint = Fingerprint(f"/api/v1{CREATE}", hashlib.sha256(body).hexdigest())
@@ -244,7 +243,7 @@ def post_raw(api: Api, key: str) -> Any:
 
 
 def test_a_repeat_of_a_request_still_running_is_409_in_progress(
-    api: Api, backend: Backend, monkeypatch: pytest.MonkeyPatch
+    api: Api, backend: Services, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setattr(middleware, "WAIT_SECONDS", 0.2)
     pending_claim(backend, api, "running")
@@ -257,7 +256,7 @@ def test_a_repeat_of_a_request_still_running_is_409_in_progress(
     assert listed(api) == []
 
 
-def test_an_abandoned_claim_expires(api: Api, backend: Backend, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_an_abandoned_claim_expires(api: Api, backend: Services, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(middleware, "WAIT_SECONDS", 0.2)
     pending_claim(backend, api, "crashed")
     backdate(backend, PENDING_SECONDS + 1)
@@ -281,13 +280,13 @@ def test_simultaneous_repeats_store_one_workflow_and_answer_alike(api: Api) -> N
 
 def test_a_restarted_service_replays_from_the_store(database_url: str, tmp_path: Path) -> None:
     settings = Settings(database_url=database_url, files_dir=tmp_path / "files")
-    first_backend = Backend(settings)
+    first_backend = Services(settings)
     project = first_backend.accounts.create_project("restart")
     with TestClient(create_app(backend=first_backend)) as client:
         first = Api(client, project.secret, project.project_id).post(CREATE, BODY, keyed("restart"))
     first_backend.close()
 
-    second_backend = Backend(settings)
+    second_backend = Services(settings)
     try:
         with TestClient(create_app(backend=second_backend)) as client:
             api = Api(client, project.secret, project.project_id)

@@ -14,8 +14,8 @@ from typing import Any
 
 import pytest
 
-from api.backend import Backend
 from api.json_limits import MAX_CONTAINERS, MAX_DEPTH, MAX_MEMBERS, structure_outside_strings
+from composition.services import Services
 from tests.conftest import Api
 
 STEP = {"type": "designer", "cliId": "claude"}
@@ -35,7 +35,7 @@ def run(api: Api, workflow: dict[str, Any]) -> dict[str, Any]:
     return started
 
 
-def head(backend: Backend) -> int:
+def head(backend: Services) -> int:
     return backend.workflows.recorder.max_notification_id() or 0
 
 
@@ -82,7 +82,7 @@ def link_report(kind: str, key: str) -> dict[str, Any]:
 )
 def test_a_nul_in_a_run_report_is_400_and_stores_nothing(
     api: Api,
-    backend: Backend,
+    backend: Services,
     workflow: dict[str, Any],
     run: dict[str, Any],
     body: dict[str, Any],
@@ -132,7 +132,7 @@ def test_a_nul_in_a_run_report_is_400_and_stores_nothing(
     ],
 )
 def test_a_nul_in_a_workflow_body_is_400_naming_the_field(
-    api: Api, backend: Backend, body: dict[str, Any], field: str
+    api: Api, backend: Services, body: dict[str, Any], field: str
 ) -> None:
     before = head(backend)
     assert_problem(api.post("/workflows/create", body), 400, field)
@@ -152,7 +152,7 @@ def test_a_nul_in_a_workflow_body_is_400_naming_the_field(
     ],
 )
 def test_a_nul_in_any_write_is_400(
-    api: Api, backend: Backend, workflow: dict[str, Any], path: str, body: dict[str, Any], field: str
+    api: Api, backend: Services, workflow: dict[str, Any], path: str, body: dict[str, Any], field: str
 ) -> None:
     before = head(backend)
     assert_problem(api.post(path, {"workflowId": workflow["id"], **body}), 400, field)
@@ -209,7 +209,7 @@ def test_an_escaped_backslash_before_u0000_is_not_a_nul(api: Api) -> None:
     ],
 )
 def test_a_run_id_where_a_workflow_id_belongs_is_404(
-    api: Api, backend: Backend, run: dict[str, Any], path: str, body: dict[str, Any]
+    api: Api, backend: Services, run: dict[str, Any], path: str, body: dict[str, Any]
 ) -> None:
     before = head(backend)
     assert_problem(api.post(path, {"workflowId": run["id"], **body}), 404)
@@ -241,7 +241,7 @@ def test_reading_a_run_id_as_a_workflow_is_404(api: Api, run: dict[str, Any], pa
     [("/runs/report", {"status": "running"}), ("/runs/cancel", {})],
 )
 def test_a_workflow_id_where_a_run_id_belongs_is_404(
-    api: Api, backend: Backend, workflow: dict[str, Any], path: str, body: dict[str, Any]
+    api: Api, backend: Services, workflow: dict[str, Any], path: str, body: dict[str, Any]
 ) -> None:
     before = head(backend)
     assert_problem(api.post(path, {"runId": workflow["id"], **body}), 404)
@@ -276,7 +276,7 @@ def test_bulk_delete_with_a_run_id_deletes_the_rest_and_reports_not_found(
 
 @pytest.mark.parametrize("bad", [f"x{NUL}", "x" * 201, 7, None])
 def test_bulk_delete_with_a_malformed_id_changes_nothing(
-    api: Api, backend: Backend, workflow: dict[str, Any], bad: Any
+    api: Api, backend: Services, workflow: dict[str, Any], bad: Any
 ) -> None:
     before = head(backend)
     assert_problem(
@@ -308,7 +308,7 @@ def test_graph_data_may_nest_up_to_64_levels_in_all(api: Api) -> None:
 
 
 @pytest.mark.parametrize("depth", [MAX_DEPTH - 3, 1_000, 100_000])
-def test_json_nested_deeper_than_64_is_400(api: Api, backend: Backend, depth: int) -> None:
+def test_json_nested_deeper_than_64_is_400(api: Api, backend: Services, depth: int) -> None:
     before = head(backend)
     body = json.dumps(graph_body(None)).replace("null", "[" * depth + "]" * depth)
     assert_problem(raw_post(api, "/workflows/create", body.encode()), 400, "body")
@@ -327,7 +327,7 @@ def test_brackets_and_quotes_inside_strings_do_not_count_as_nesting(api: Api) ->
     assert created["description"] == text
 
 
-def test_a_body_of_many_tiny_arrays_is_400(api: Api, backend: Backend) -> None:
+def test_a_body_of_many_tiny_arrays_is_400(api: Api, backend: Services) -> None:
     before = head(backend)
     body = json.dumps(graph_body([[]] * MAX_CONTAINERS), separators=(",", ":"))
     assert len(body) < 2 * 1024 * 1024
@@ -511,7 +511,7 @@ def test_malformed_utf8_in_a_query_is_not_a_server_error(api: Api, query: str) -
 @pytest.mark.parametrize(
     "body", [b"null", b"[]", b'"text"', b"7", b"\xef\xbb\xbf{}", b"{} {}", b'{"name": "\\ud800"}', b"\xff"]
 )
-def test_bodies_that_are_no_object_are_400(api: Api, backend: Backend, body: bytes) -> None:
+def test_bodies_that_are_no_object_are_400(api: Api, backend: Services, body: bytes) -> None:
     before = head(backend)
     assert_problem(raw_post(api, "/workflows/create", body), 400)
     assert head(backend) == before

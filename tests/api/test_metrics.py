@@ -15,7 +15,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from prometheus_client.samples import Sample
 
 from api.app import create_app
-from api.backend import Backend
+from composition.services import Services
 from tests.conftest import Api
 from tests.integration.conftest import start_server, stop_server
 from tests.projections.test_failure_isolation import ACTOR, STEPS, head
@@ -64,7 +64,7 @@ def test_requests_are_counted_by_route_template_and_status(client: TestClient[An
 
 
 def test_answers_no_route_matched_and_answers_the_rate_limit_gave_are_counted_as_sent(
-    backend: Backend, monkeypatch: pytest.MonkeyPatch
+    backend: Services, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv("WFS_RATE_LIMIT", "2")  # read when the app is made
     key = backend.accounts.create_project("limited").secret
@@ -109,7 +109,7 @@ def test_latency_is_a_histogram_per_route_and_status(client: TestClient[Any], ap
 
 
 def test_the_store_and_every_read_model_are_gauges_read_when_scraped(
-    backend: Backend, client: TestClient[Any], api: Api
+    backend: Services, client: TestClient[Any], api: Api
 ) -> None:
     api.create()
     samples = scrape(client)
@@ -123,12 +123,12 @@ def test_the_store_and_every_read_model_are_gauges_read_when_scraped(
 
 
 def test_events_the_views_have_not_applied_show_as_lag(
-    backend: Backend, client: TestClient[Any], api: Api, monkeypatch: pytest.MonkeyPatch
+    backend: Services, client: TestClient[Any], api: Api, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     api.create()
     applied = head(backend)
     monkeypatch.setattr(backend.projector, "catch_up", lambda *_, **__: None)  # the service's catch-up paused
-    other = Backend(backend.settings, create_tables=False)
+    other = Services(backend.settings, create_tables=False)
     try:
         for name in ("one", "two"):
             other.workflows.create_workflow(ACTOR, api.project_id, {"name": name, "pipelineSteps": STEPS})

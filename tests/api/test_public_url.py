@@ -12,8 +12,8 @@ import pytest
 from litestar.testing import TestClient
 
 from api.app import create_app
-from api.backend import Backend
-from api.settings import LOOPBACK_HOSTS, Settings
+from composition.services import Services
+from composition.settings import LOOPBACK_HOSTS, Settings
 from tests.integration.conftest import start_server, stop_server
 
 PNG = b"\x89PNG\r\n\x1a\n" + b"\x00\x00\x00\rIHDR\x00\x00\x00\x01\x00\x00\x00\x01\x08\x06\x00\x00\x00"
@@ -24,11 +24,11 @@ Connect = Callable[..., TestClient[Any]]
 
 @pytest.fixture
 def connect(database_url: str, tmp_path: Path) -> Iterator[Connect]:
-    backends: list[Backend] = []
+    backends: list[Services] = []
     clients: list[TestClient[Any]] = []
 
     def make(**settings: Any) -> TestClient[Any]:
-        backend = Backend(Settings(database_url=database_url, files_dir=tmp_path / "files", **settings))
+        backend = Services(Settings(database_url=database_url, files_dir=tmp_path / "files", **settings))
         backends.append(backend)
         client = TestClient(create_app(backend=backend), base_url="http://127.0.0.1:8000")
         clients.append(client.__enter__())

@@ -11,30 +11,30 @@ import pytest
 from litestar.testing import TestClient
 
 from api.app import create_app
-from api.backend import Backend
-from api.settings import Settings
+from composition.services import Services
+from composition.settings import Settings
 from tests.conftest import Api
 
 LIMIT = 3
 
 
-def limited_client(backend: Backend, rate_limit: int) -> TestClient[Any]:
+def limited_client(backend: Services, rate_limit: int) -> TestClient[Any]:
     return TestClient(create_app(dataclasses.replace(Settings(), rate_limit=rate_limit), backend=backend))
 
 
 @pytest.fixture
-def limited(backend: Backend) -> Iterator[TestClient[Any]]:
+def limited(backend: Services) -> Iterator[TestClient[Any]]:
     with limited_client(backend, LIMIT) as client:
         yield client
 
 
-def caller(backend: Backend, client: TestClient[Any], name: str = "tests") -> Api:
+def caller(backend: Services, client: TestClient[Any], name: str = "tests") -> Api:
     new = backend.accounts.create_project(name)
     return Api(client, new.secret, new.project_id)
 
 
 def test_the_request_past_the_limit_is_429_with_retry_after(
-    backend: Backend, limited: TestClient[Any]
+    backend: Services, limited: TestClient[Any]
 ) -> None:
     api = caller(backend, limited)
     for remaining in range(LIMIT - 1, -1, -1):
@@ -56,7 +56,7 @@ def test_the_request_past_the_limit_is_429_with_retry_after(
     assert api.get("/workflows/list").status_code == 429
 
 
-def test_a_refused_write_stores_nothing(backend: Backend, limited: TestClient[Any]) -> None:
+def test_a_refused_write_stores_nothing(backend: Services, limited: TestClient[Any]) -> None:
     api = caller(backend, limited)
     body = {"name": "kept out", "pipelineSteps": [{"type": "designer"}]}
     statuses = [api.post("/workflows/create", body).status_code for _ in range(LIMIT + 2)]
@@ -66,7 +66,7 @@ def test_a_refused_write_stores_nothing(backend: Backend, limited: TestClient[An
     assert len(listed) == LIMIT
 
 
-def test_another_key_is_unaffected(backend: Backend, limited: TestClient[Any]) -> None:
+def test_another_key_is_unaffected(backend: Services, limited: TestClient[Any]) -> None:
     busy, other = caller(backend, limited, "busy"), caller(backend, limited, "other")
     second_key = backend.accounts.create_key(busy.project_id, "second", "read")
     same_project = Api(limited, second_key.secret, busy.project_id)
@@ -79,7 +79,7 @@ def test_another_key_is_unaffected(backend: Backend, limited: TestClient[Any]) -
         assert answered.headers["ratelimit-remaining"] == str(LIMIT - 1)
 
 
-def test_an_idempotent_replay_counts(backend: Backend, limited: TestClient[Any]) -> None:
+def test_an_idempotent_replay_counts(backend: Services, limited: TestClient[Any]) -> None:
     api = caller(backend, limited)
     body = {"name": "once", "pipelineSteps": [{"type": "designer"}]}
     answers = [api.post("/workflows/create", body, {"Idempotency-Key": "same"}) for _ in range(LIMIT + 1)]
@@ -87,7 +87,7 @@ def test_an_idempotent_replay_counts(backend: Backend, limited: TestClient[Any])
     assert "idempotent-replayed" not in answers[-1].headers
 
 
-def test_unknown_keys_are_401_however_often_they_call(backend: Backend, limited: TestClient[Any]) -> None:
+def test_unknown_keys_are_401_however_often_they_call(backend: Services, limited: TestClient[Any]) -> None:
     for _ in range(LIMIT + 2):
         response = limited.get("/api/v1/workflows/list", headers={"Authorization": "Bearer wfs_nobody"})
         assert response.status_code == 401
@@ -95,7 +95,7 @@ def test_unknown_keys_are_401_however_often_they_call(backend: Backend, limited:
 
 
 def test_health_ready_and_the_openapi_document_are_not_limited(
-    backend: Backend, limited: TestClient[Any]
+    backend: Services, limited: TestClient[Any]
 ) -> None:
     for _ in range(LIMIT + 2):
         for path in ("/health", "/ready", "/schema/openapi.json"):
@@ -104,7 +104,7 @@ def test_health_ready_and_the_openapi_document_are_not_limited(
             assert "ratelimit-limit" not in response.headers
 
 
-def test_zero_turns_the_limit_off(backend: Backend) -> None:
+def test_zero_turns_the_limit_off(backend: Services) -> None:
     with limited_client(backend, 0) as client:
         api = caller(backend, client)
         for _ in range(LIMIT * 3):

@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 from litestar.testing import TestClient
 
-from api.backend import Backend
+from composition.services import Services
 from domain.service import Saved
 from domain.workflow import Workflow
 from projections.workflow_summary import WorkflowSummaryProjection
@@ -22,14 +22,14 @@ ROUNDING = 1e-3
 
 
 @pytest.fixture
-def elsewhere(backend: Backend) -> Iterator[Backend]:
+def elsewhere(backend: Services) -> Iterator[Services]:
     """Another process's backend over the same store: the service learns of its writes only by catching up."""
-    other = Backend(backend.settings, create_tables=False)
+    other = Services(backend.settings, create_tables=False)
     yield other
     other.close()
 
 
-def pause_catch_up(backend: Backend, monkeypatch: pytest.MonkeyPatch) -> None:
+def pause_catch_up(backend: Services, monkeypatch: pytest.MonkeyPatch) -> None:
     """The service's catch-up (after its own writes, and its follower's) does nothing until undone."""
     monkeypatch.setattr(backend.projector, "catch_up", lambda *_, **__: None)
 
@@ -41,12 +41,12 @@ def ready(client: TestClient[Any]) -> dict[str, Any]:
     return body
 
 
-def write_behind(other: Backend, project_id: str, name: str) -> Saved:
+def write_behind(other: Services, project_id: str, name: str) -> Saved:
     return other.workflows.create_workflow(ACTOR, project_id, {"name": name, "pipelineSteps": STEPS})
 
 
 def test_caught_up_every_view_is_at_the_head_with_no_lag(
-    backend: Backend, client: TestClient[Any], api: Api
+    backend: Services, client: TestClient[Any], api: Api
 ) -> None:
     api.create()
     body = ready(client)
@@ -59,7 +59,7 @@ def test_caught_up_every_view_is_at_the_head_with_no_lag(
 
 
 def test_events_stored_behind_the_service_show_as_lag_in_events_and_seconds(
-    backend: Backend, elsewhere: Backend, client: TestClient[Any], api: Api, monkeypatch: pytest.MonkeyPatch
+    backend: Services, elsewhere: Services, client: TestClient[Any], api: Api, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     api.create()
     pause_catch_up(backend, monkeypatch)
@@ -84,7 +84,7 @@ def test_events_stored_behind_the_service_show_as_lag_in_events_and_seconds(
 
 
 def test_each_view_shows_its_own_lag(
-    backend: Backend, elsewhere: Backend, client: TestClient[Any], api: Api, monkeypatch: pytest.MonkeyPatch
+    backend: Services, elsewhere: Services, client: TestClient[Any], api: Api, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     api.create()
     pause_catch_up(backend, monkeypatch)
@@ -99,7 +99,7 @@ def test_each_view_shows_its_own_lag(
 
 
 def test_once_caught_up_the_lag_is_gone(
-    backend: Backend, elsewhere: Backend, client: TestClient[Any], api: Api, monkeypatch: pytest.MonkeyPatch
+    backend: Services, elsewhere: Services, client: TestClient[Any], api: Api, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     pause_catch_up(backend, monkeypatch)
     write_behind(elsewhere, api.project_id, "unapplied")
@@ -112,7 +112,7 @@ def test_once_caught_up_the_lag_is_gone(
 
 
 def test_beyond_the_bound_ready_is_unavailable_and_says_which_view_lags(
-    backend: Backend, elsewhere: Backend, client: TestClient[Any], api: Api, monkeypatch: pytest.MonkeyPatch
+    backend: Services, elsewhere: Services, client: TestClient[Any], api: Api, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     pause_catch_up(backend, monkeypatch)
     monkeypatch.setattr("api.app.READY_LAG_BOUND", 1)
@@ -127,7 +127,7 @@ def test_beyond_the_bound_ready_is_unavailable_and_says_which_view_lags(
 
 
 def test_a_skipped_event_stays_listed_beside_the_lag(
-    backend: Backend, elsewhere: Backend, client: TestClient[Any], api: Api, monkeypatch: pytest.MonkeyPatch
+    backend: Services, elsewhere: Services, client: TestClient[Any], api: Api, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     fail_on(
         monkeypatch,

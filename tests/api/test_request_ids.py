@@ -16,10 +16,10 @@ import pytest
 from litestar.testing import TestClient
 
 from api.app import create_app
-from api.backend import Backend
 from api.logs import JsonFormatter
 from api.request_ids import HEADER, MAX_LENGTH
-from api.settings import MAX_BODY_BYTES
+from composition.services import Services
+from composition.settings import MAX_BODY_BYTES
 from domain.request_context import current_request_id
 from domain.workflow import CONTENT_DEFAULTS
 from tests.api.test_files import PNG, send
@@ -40,7 +40,7 @@ def tagged(value: str) -> dict[str, str]:
     return {HEADER: value}
 
 
-def stored_request_ids(backend: Backend, aggregate_id: str) -> list[str | None]:
+def stored_request_ids(backend: Services, aggregate_id: str) -> list[str | None]:
     """What each stored event of the aggregate says caused it, read back through the store's mapper."""
     mapper = backend.workflows.mapper
     stored = backend.workflows.recorder.select_events(UUID(aggregate_id))
@@ -86,7 +86,7 @@ def test_two_ids_in_one_request_are_replaced(client: TestClient[Any]) -> None:
     assert GENERATED.fullmatch(rid(response))
 
 
-def failing_requests(api: Api, backend: Backend) -> dict[int, Any]:
+def failing_requests(api: Api, backend: Services) -> dict[int, Any]:
     """One request per error status a client can cause, each sent with an id naming its status."""
     client = api.client
     created = api.create()
@@ -115,7 +115,7 @@ def failing_requests(api: Api, backend: Backend) -> dict[int, Any]:
     }
 
 
-def test_every_error_answer_carries_the_request_id(api: Api, backend: Backend) -> None:
+def test_every_error_answer_carries_the_request_id(api: Api, backend: Services) -> None:
     for status, response in failing_requests(api, backend).items():
         assert response.status_code == status, (status, response.text)
         assert response.headers["content-type"].startswith("application/problem+json"), status
@@ -131,7 +131,7 @@ def test_an_unknown_workflow_is_a_404_with_the_request_id(api: Api) -> None:
 
 
 def test_a_rate_limited_answer_carries_the_request_id(
-    backend: Backend, monkeypatch: pytest.MonkeyPatch
+    backend: Services, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv("WFS_RATE_LIMIT", "1")
     key = backend.accounts.create_project("limited").secret
@@ -170,7 +170,7 @@ def test_health_ready_the_upload_route_and_the_openapi_document_carry_it(api: Ap
     assert GENERATED.fullmatch(rid(send(client, loopback_upload_url(api), b"%PDF-1.7\n")))
 
 
-def test_every_workflow_write_stores_its_request_id(api: Api, backend: Backend) -> None:
+def test_every_workflow_write_stores_its_request_id(api: Api, backend: Services) -> None:
     body = {"name": "Traced", "pipelineSteps": STEPS}
     created = api.post("/workflows/create", body, tagged("wf-create")).json()
     workflow_id = created["id"]
@@ -200,7 +200,7 @@ def test_every_workflow_write_stores_its_request_id(api: Api, backend: Backend) 
     assert stored_request_ids(backend, duplicate.json()["id"]) == ["wf-duplicate"]
 
 
-def test_every_run_write_stores_its_request_id(api: Api, backend: Backend) -> None:
+def test_every_run_write_stores_its_request_id(api: Api, backend: Services) -> None:
     workflow = api.create()
     first = api.post("/runs/start", {"workflowId": workflow["id"], "prompt": "Fix it"}, tagged("run-start"))
     assert first.status_code == 201, first.text
@@ -219,7 +219,7 @@ def test_every_run_write_stores_its_request_id(api: Api, backend: Backend) -> No
     ]
 
 
-def test_the_request_id_stays_readable_after_a_permanent_delete(api: Api, backend: Backend) -> None:
+def test_the_request_id_stays_readable_after_a_permanent_delete(api: Api, backend: Services) -> None:
     body = {"name": "Erased", "pipelineSteps": STEPS}
     workflow_id = api.post("/workflows/create", body, tagged("before-erase")).json()["id"]
     run = api.post("/runs/start", {"workflowId": workflow_id, "prompt": "p"}, tagged("run-before-erase"))
@@ -237,7 +237,7 @@ def test_the_request_id_stays_readable_after_a_permanent_delete(api: Api, backen
 
 
 def test_an_idempotent_replay_carries_the_new_request_id_and_stores_nothing(
-    api: Api, backend: Backend
+    api: Api, backend: Services
 ) -> None:
     body = {"name": "Once", "pipelineSteps": STEPS}
     key = uuid.uuid4().hex
@@ -251,13 +251,13 @@ def test_an_idempotent_replay_carries_the_new_request_id_and_stores_nothing(
     assert stored_request_ids(backend, first.json()["id"]) == ["first-try"]
 
 
-def test_a_generated_id_is_the_one_stored(api: Api, backend: Backend) -> None:
+def test_a_generated_id_is_the_one_stored(api: Api, backend: Services) -> None:
     response = api.post("/workflows/create", {"name": "Untagged", "pipelineSteps": STEPS})
     assert GENERATED.fullmatch(rid(response))
     assert stored_request_ids(backend, response.json()["id"]) == [rid(response)]
 
 
-def test_events_stored_outside_a_request_have_no_request_id(api: Api, backend: Backend) -> None:
+def test_events_stored_outside_a_request_have_no_request_id(api: Api, backend: Services) -> None:
     """A CLI command or script stores events without a request: `request_id` is None, nothing is written."""
     content = {**CONTENT_DEFAULTS, "name": "Scripted", "pipelineSteps": STEPS}
     saved = backend.workflows.create_workflow(
@@ -289,7 +289,7 @@ def log_lines_of() -> Iterator[list[dict[str, Any]]]:
     lines += [json.loads(line) for line in stream.getvalue().splitlines()]
 
 
-def test_each_request_writes_one_access_line_with_its_id_route_and_key(api: Api, backend: Backend) -> None:
+def test_each_request_writes_one_access_line_with_its_id_route_and_key(api: Api, backend: Services) -> None:
     principal = backend.accounts.authenticate(api.key)
     assert principal is not None
     with log_lines_of() as lines:
@@ -317,7 +317,7 @@ def test_each_request_writes_one_access_line_with_its_id_route_and_key(api: Api,
 
 
 def test_an_error_line_names_the_exception_with_its_traceback_and_request_id(
-    api: Api, backend: Backend, monkeypatch: pytest.MonkeyPatch
+    api: Api, backend: Services, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     def broken(*_: Any, **__: Any) -> None:
         raise RuntimeError("boom")

@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from api.backend import Backend
+from composition.services import Services
 from domain.run import run_number_claim_id
 from tests.api.test_files import PNG, send, upload_url
 from tests.conftest import Api
@@ -59,7 +59,7 @@ def ms(stamp: str) -> int:
     return int(datetime.fromisoformat(stamp).timestamp() * 1000)
 
 
-def head(backend: Backend) -> int:
+def head(backend: Services) -> int:
     return backend.workflows.recorder.max_notification_id() or 0
 
 
@@ -198,7 +198,7 @@ def test_cancelling_a_running_run(api: Api) -> None:
     ],
 )
 def test_an_impossible_transition_is_409_and_stores_nothing(
-    api: Api, backend: Backend, path: list[str], status: str
+    api: Api, backend: Services, path: list[str], status: str
 ) -> None:
     run = start(api, api.create()["id"])
     for step in path:
@@ -212,7 +212,7 @@ def test_an_impossible_transition_is_409_and_stores_nothing(
     assert api.get("/runs/get", id=run["id"]).json() == before
 
 
-def test_cancelling_a_finished_run_is_409_and_stores_nothing(api: Api, backend: Backend) -> None:
+def test_cancelling_a_finished_run_is_409_and_stores_nothing(api: Api, backend: Services) -> None:
     run = start(api, api.create()["id"])
     assert api.post("/runs/cancel", {"runId": run["id"]}).status_code == 200
     position = head(backend)
@@ -220,7 +220,7 @@ def test_cancelling_a_finished_run_is_409_and_stores_nothing(api: Api, backend: 
     assert head(backend) == position
 
 
-def test_a_report_of_nothing_new_stores_nothing(api: Api, backend: Backend) -> None:
+def test_a_report_of_nothing_new_stores_nothing(api: Api, backend: Services) -> None:
     run = start(api, api.create()["id"])
     report(api, run["id"], "running", branchName="main")
     position = head(backend)
@@ -277,7 +277,7 @@ def test_links_are_accepted_and_validated(api: Api) -> None:
     ],
 )
 def test_start_refuses_invalid_input_with_400_naming_the_field(
-    api: Api, backend: Backend, fields: dict[str, Any], field: str
+    api: Api, backend: Services, fields: dict[str, Any], field: str
 ) -> None:
     workflow = api.create()
     position = head(backend)
@@ -307,7 +307,7 @@ def test_start_accepts_a_prompt_of_100000_characters(api: Api) -> None:
     ],
 )
 def test_report_refuses_invalid_input_with_400(
-    api: Api, backend: Backend, fields: dict[str, Any], field: str
+    api: Api, backend: Services, fields: dict[str, Any], field: str
 ) -> None:
     run = start(api, api.create()["id"])
     position = head(backend)
@@ -337,7 +337,7 @@ def test_starting_a_run_of_another_projects_workflow_is_404(api: Api, other_api:
 
 
 def test_starting_a_run_of_a_deleted_workflow_is_409_and_restore_allows_it(
-    api: Api, backend: Backend
+    api: Api, backend: Services
 ) -> None:
     workflow = api.create()
     assert api.post("/workflows/delete", {"workflowId": workflow["id"]}).status_code == 200
@@ -489,7 +489,7 @@ def test_reference_images_of_this_project_are_kept_on_the_run(api: Api) -> None:
 
 
 def test_unknown_or_foreign_reference_images_are_400_and_store_nothing(
-    api: Api, other_api: Api, backend: Backend
+    api: Api, other_api: Api, backend: Services
 ) -> None:
     workflow = api.create()
     ours = uploaded_image(api)

@@ -10,8 +10,8 @@ import pytest
 from litestar.routes import HTTPRoute
 from litestar.testing import TestClient
 
-from api.backend import Backend
-from domain.accounts import KeyScope
+from composition.services import Services
+from store.accounts import KeyScope
 from tests.conftest import Api
 
 RUNNER_WRITES = {"/api/v1/runs/report", "/api/v1/runs/cancel"}
@@ -28,7 +28,7 @@ def routes(client: TestClient[Any], method: str) -> list[str]:
     return found
 
 
-def key(backend: Backend, client: TestClient[Any], api: Api, scope: KeyScope, **fields: Any) -> Api:
+def key(backend: Services, client: TestClient[Any], api: Api, scope: KeyScope, **fields: Any) -> Api:
     """Another key of `api`'s project, with this scope."""
     new = backend.accounts.create_key(api.project_id, f"{scope} key", scope, **fields)
     return Api(client, new.secret, api.project_id)
@@ -60,7 +60,7 @@ def snapshot(api: Api, workflow_id: str) -> tuple[Any, ...]:
     )
 
 
-def test_a_read_key_can_call_every_get_route(api: Api, backend: Backend, client: TestClient[Any]) -> None:
+def test_a_read_key_can_call_every_get_route(api: Api, backend: Services, client: TestClient[Any]) -> None:
     workflow = api.create()
     run = started_run(api, workflow["id"])
     reader = key(backend, client, api, "read")
@@ -72,7 +72,7 @@ def test_a_read_key_can_call_every_get_route(api: Api, backend: Backend, client:
 
 
 def test_a_read_key_gets_403_on_every_post_route_and_nothing_changes(
-    api: Api, backend: Backend, client: TestClient[Any]
+    api: Api, backend: Services, client: TestClient[Any]
 ) -> None:
     workflow = api.create()
     run = started_run(api, workflow["id"])
@@ -85,7 +85,7 @@ def test_a_read_key_gets_403_on_every_post_route_and_nothing_changes(
 
 
 def test_a_read_key_is_refused_before_its_body_is_looked_at(
-    api: Api, backend: Backend, client: TestClient[Any]
+    api: Api, backend: Services, client: TestClient[Any]
 ) -> None:
     reader = key(backend, client, api, "read")
     not_json = client.post(
@@ -95,7 +95,7 @@ def test_a_read_key_is_refused_before_its_body_is_looked_at(
 
 
 def test_a_runner_key_reports_and_cancels_runs_and_nothing_else(
-    api: Api, backend: Backend, client: TestClient[Any]
+    api: Api, backend: Services, client: TestClient[Any]
 ) -> None:
     workflow = api.create()
     reported, cancelled = started_run(api, workflow["id"]), started_run(api, workflow["id"])
@@ -117,7 +117,7 @@ def test_a_runner_key_reports_and_cancels_runs_and_nothing_else(
     assert snapshot(api, workflow["id"]) == before
 
 
-def test_a_write_key_may_call_every_route(api: Api, backend: Backend, client: TestClient[Any]) -> None:
+def test_a_write_key_may_call_every_route(api: Api, backend: Services, client: TestClient[Any]) -> None:
     writer = key(backend, client, api, "write")
     for path in routes(client, "POST"):
         answered = client.post(path, json={}, headers=writer.headers)
@@ -131,13 +131,13 @@ def test_a_write_key_may_call_every_route(api: Api, backend: Backend, client: Te
     assert writer.post("/workflows/delete", {"workflowId": workflow["id"]}).status_code == 200
 
 
-def test_a_project_key_is_a_write_key(api: Api, backend: Backend) -> None:
+def test_a_project_key_is_a_write_key(api: Api, backend: Services) -> None:
     scopes = {k.scope for k in backend.accounts.list_keys() if k.project_id == api.project_id}
     assert scopes == {"write"}
 
 
 def test_an_expired_key_is_401_like_a_revoked_one(
-    api: Api, backend: Backend, client: TestClient[Any]
+    api: Api, backend: Services, client: TestClient[Any]
 ) -> None:
     now = datetime.now(UTC)
     live = key(backend, client, api, "read", expires_at=now + timedelta(days=1))
@@ -149,7 +149,7 @@ def test_an_expired_key_is_401_like_a_revoked_one(
         assert response.json()["detail"] == "the API key is unknown, revoked or expired"
 
 
-def test_a_revoked_key_of_any_scope_is_401(api: Api, backend: Backend, client: TestClient[Any]) -> None:
+def test_a_revoked_key_of_any_scope_is_401(api: Api, backend: Services, client: TestClient[Any]) -> None:
     for scope in ("read", "runner", "write"):
         caller = key(backend, client, api, scope)  # type: ignore[arg-type]
         assert caller.get("/workflows/list").status_code == 200
@@ -160,7 +160,7 @@ def test_a_revoked_key_of_any_scope_is_401(api: Api, backend: Backend, client: T
 
 
 def test_an_idempotent_replay_is_refused_to_a_read_key(
-    api: Api, backend: Backend, client: TestClient[Any]
+    api: Api, backend: Services, client: TestClient[Any]
 ) -> None:
     body = {"name": "once", "pipelineSteps": [{"type": "designer"}]}
     first = api.post("/workflows/create", body, {"Idempotency-Key": "create-once"})
@@ -176,7 +176,7 @@ def test_an_idempotent_replay_is_refused_to_a_read_key(
 
 
 def test_a_runner_key_gets_replays_of_its_own_reports(
-    api: Api, backend: Backend, client: TestClient[Any]
+    api: Api, backend: Services, client: TestClient[Any]
 ) -> None:
     run = started_run(api, api.create()["id"])
     runner = key(backend, client, api, "runner")
@@ -187,14 +187,14 @@ def test_a_runner_key_gets_replays_of_its_own_reports(
     assert again.headers["idempotent-replayed"] == "true"
 
 
-def test_using_a_key_records_when_it_was_last_used(api: Api, backend: Backend) -> None:
+def test_using_a_key_records_when_it_was_last_used(api: Api, backend: Services) -> None:
     assert api.get("/workflows/list").status_code == 200
     mine = next(k for k in backend.accounts.list_keys() if k.project_id == api.project_id)
     assert mine.last_used_at is not None
     assert datetime.fromisoformat(mine.last_used_at) > datetime.now(UTC) - timedelta(minutes=5)
 
 
-def test_keys_made_before_scopes_existed_become_write_keys(backend: Backend) -> None:
+def test_keys_made_before_scopes_existed_become_write_keys(backend: Services) -> None:
     """A store whose api_keys table predates the scope and expiry columns gains them on start."""
     new = backend.accounts.create_project("old")
     with backend.database.transaction() as tx:

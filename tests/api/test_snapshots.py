@@ -14,10 +14,9 @@ from eventsourcing.utils import get_topic
 from litestar.testing import TestClient
 
 from api.app import create_app
-from api.backend import Backend
-from api.settings import Settings
-from domain.errors import NotFound
-from domain.sealing import ErasedError
+from composition.services import Services
+from composition.settings import Settings
+from domain.errors import ErasedError, NotFound
 from domain.snapshots import SNAPSHOT_INTERVAL_VARIABLE, snapshot_interval
 from domain.workflow import Actor, Workflow
 from tests.conftest import Api
@@ -50,14 +49,14 @@ def workflow_with_versions(api: Api, versions: int, label: str = "v") -> str:
     return workflow_id
 
 
-def snapshot_versions(backend: Backend, aggregate_id: str) -> list[int]:
+def snapshot_versions(backend: Services, aggregate_id: str) -> list[int]:
     assert backend.workflows.snapshots is not None
     rows = backend.workflows.snapshots.recorder.select_events(UUID(aggregate_id))
     assert all(row.topic == SNAPSHOT_TOPIC for row in rows)
     return [row.originator_version for row in rows]
 
 
-def raw_snapshots(backend: Backend, aggregate_id: str) -> list[bytes]:
+def raw_snapshots(backend: Services, aggregate_id: str) -> list[bytes]:
     assert backend.workflows.snapshots is not None
     return [row.state for row in backend.workflows.snapshots.recorder.select_events(UUID(aggregate_id))]
 
@@ -65,7 +64,7 @@ def raw_snapshots(backend: Backend, aggregate_id: str) -> list[bytes]:
 class EventReads:
     """Records every read of a stream from the event table (the `gt` it started after)."""
 
-    def __init__(self, backend: Backend, monkeypatch: pytest.MonkeyPatch) -> None:
+    def __init__(self, backend: Services, monkeypatch: pytest.MonkeyPatch) -> None:
         self.calls: list[tuple[UUID, int | None]] = []
         recorder: Any = backend.workflows.events.recorder
         select = recorder.select_events
@@ -83,7 +82,7 @@ class EventReads:
 class SnapshotDecodes:
     """Records every snapshot the mapper unsealed."""
 
-    def __init__(self, backend: Backend, monkeypatch: pytest.MonkeyPatch) -> None:
+    def __init__(self, backend: Services, monkeypatch: pytest.MonkeyPatch) -> None:
         self.decoded: list[tuple[UUID, int]] = []
         mapper: Any = backend.workflows.mapper
         decode = mapper.to_domain_event
@@ -97,7 +96,7 @@ class SnapshotDecodes:
         monkeypatch.setattr(mapper, "to_domain_event", recording)
 
 
-def test_a_snapshot_is_taken_at_every_interval(api: Api, backend: Backend) -> None:
+def test_a_snapshot_is_taken_at_every_interval(api: Api, backend: Services) -> None:
     workflow_id = workflow_with_versions(api, 4)
     assert snapshot_versions(backend, workflow_id) == []
     update(api, workflow_id, "v5")
@@ -110,7 +109,7 @@ def test_a_snapshot_is_taken_at_every_interval(api: Api, backend: Backend) -> No
 
 
 def test_a_write_loads_from_the_latest_snapshot(
-    api: Api, backend: Backend, monkeypatch: pytest.MonkeyPatch
+    api: Api, backend: Services, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     workflow_id = workflow_with_versions(api, 12)
     reads = EventReads(backend, monkeypatch)
@@ -122,7 +121,7 @@ def test_a_write_loads_from_the_latest_snapshot(
     assert decodes.decoded == [(UUID(workflow_id), 10)]
 
 
-def test_content_at_every_version_is_right_after_snapshots(api: Api, backend: Backend) -> None:
+def test_content_at_every_version_is_right_after_snapshots(api: Api, backend: Services) -> None:
     workflow_id = workflow_with_versions(api, 7)
     api.post("/workflows/delete", {"workflowId": workflow_id})
     api.post("/workflows/restore", {"workflowId": workflow_id})
@@ -146,12 +145,12 @@ def test_content_at_every_version_is_right_after_snapshots(api: Api, backend: Ba
 
 
 def test_content_at_is_the_same_with_snapshots_off(
-    api: Api, backend: Backend, database_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    api: Api, backend: Services, database_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     workflow_id = workflow_with_versions(api, 12)
     with_snapshots = [backend.workflows.content_at(api.project_id, workflow_id, v) for v in range(1, 13)]
     monkeypatch.setenv(SNAPSHOT_INTERVAL_VARIABLE, "0")
-    plain = Backend(Settings(database_url=database_url, files_dir=tmp_path / "plain"), create_tables=False)
+    plain = Services(Settings(database_url=database_url, files_dir=tmp_path / "plain"), create_tables=False)
     try:
         assert plain.workflows.snapshotting is None
         assert [
@@ -163,7 +162,7 @@ def test_content_at_is_the_same_with_snapshots_off(
 
 
 def test_a_permanent_delete_leaves_no_readable_snapshot(
-    api: Api, backend: Backend, database_url: str, monkeypatch: pytest.MonkeyPatch
+    api: Api, backend: Services, database_url: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     secret = f"secret-{uuid4().hex}"
     workflow_id = workflow_with_versions(api, 9, label=secret)
@@ -187,7 +186,7 @@ def test_a_permanent_delete_leaves_no_readable_snapshot(
 
 
 def test_an_erased_workflow_never_loads_from_a_snapshot(
-    api: Api, backend: Backend, monkeypatch: pytest.MonkeyPatch
+    api: Api, backend: Services, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     workflow_id = workflow_with_versions(api, 12)
     api.post("/workflows/permanent-delete", {"workflowId": workflow_id})
@@ -209,7 +208,7 @@ def update_status(api: Api, workflow_id: str) -> int:
 
 
 def test_runs_get_no_snapshots_and_skip_the_look_up(
-    api: Api, backend: Backend, monkeypatch: pytest.MonkeyPatch
+    api: Api, backend: Services, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     workflow_id = api.create()["id"]
     run = api.post("/runs/start", {"workflowId": workflow_id, "prompt": "go"}).json()
@@ -234,7 +233,7 @@ def test_runs_get_no_snapshots_and_skip_the_look_up(
 
 
 def test_a_snapshot_that_cannot_be_stored_never_fails_the_write(
-    api: Api, backend: Backend, monkeypatch: pytest.MonkeyPatch
+    api: Api, backend: Services, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     workflow_id = workflow_with_versions(api, 4)
     assert backend.workflows.snapshots is not None
@@ -252,10 +251,10 @@ def test_a_snapshot_that_cannot_be_stored_never_fails_the_write(
 
 
 @pytest.fixture
-def old_store(tmp_path: Path) -> Iterator[tuple[Backend, Api]]:
+def old_store(tmp_path: Path) -> Iterator[tuple[Services, Api]]:
     shutil.copy(FIXTURES / "store-v1.db", tmp_path / "store-v1.db")
     url = f"sqlite:///{tmp_path / 'store-v1.db'}"
-    backend = Backend(Settings(database_url=url, files_dir=tmp_path / "files"))
+    backend = Services(Settings(database_url=url, files_dir=tmp_path / "files"))
     key = json.loads((FIXTURES / "store-v1.json").read_text())["key"]
     with TestClient(create_app(backend=backend)) as client:
         yield backend, Api(client, key, project_id="")
@@ -263,7 +262,7 @@ def old_store(tmp_path: Path) -> Iterator[tuple[Backend, Api]]:
 
 
 def test_a_store_from_before_snapshots_gets_the_table_and_then_snapshots(
-    old_store: tuple[Backend, Api],
+    old_store: tuple[Services, Api],
 ) -> None:
     backend, api = old_store
     item = api.get("/workflows/list").json()["items"][0]
@@ -290,7 +289,7 @@ def test_a_bad_interval_setting_is_refused(text: str) -> None:
         snapshot_interval(text)
 
 
-def test_a_workflow_erased_before_its_key_is_destroyed_is_already_gone(api: Api, backend: Backend) -> None:
+def test_a_workflow_erased_before_its_key_is_destroyed_is_already_gone(api: Api, backend: Services) -> None:
     workflow_id = workflow_with_versions(api, 12)
     backend.workflows.permanently_delete_workflow(ACTOR, api.project_id, workflow_id)
     # Not settled: the erasure policy has not destroyed the key yet, so the snapshot still opens.
@@ -301,10 +300,10 @@ def test_a_workflow_erased_before_its_key_is_destroyed_is_already_gone(api: Api,
 
 
 def test_a_history_without_snapshots_gets_one_at_its_next_write(
-    api: Api, backend: Backend, database_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    api: Api, backend: Services, database_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv(SNAPSHOT_INTERVAL_VARIABLE, "0")
-    plain = Backend(Settings(database_url=database_url, files_dir=tmp_path / "plain"), create_tables=False)
+    plain = Services(Settings(database_url=database_url, files_dir=tmp_path / "plain"), create_tables=False)
     try:
         workflow_id = str(plain.workflows.create_workflow(ACTOR, api.project_id, CONTENT).workflow.id)
         for version in range(2, 13):

@@ -6,14 +6,14 @@ from typing import Any
 
 import pytest
 
-from api.backend import Backend
+from composition.services import Services
 from domain.workflow import Actor
 from tests.conftest import Api
 
 ACTOR: Actor = {"keyId": "k-test", "keyName": "tests key"}
 
 
-def workflow_with_versions(api: Api, backend: Backend, versions: int) -> str:
+def workflow_with_versions(api: Api, backend: Services, versions: int) -> str:
     """A workflow of `versions` content versions, its updates saved at once through the domain service."""
     workflow_id: str = api.create("paged", description="v1")["id"]
     workflow = backend.workflows.get_workflow(api.project_id, workflow_id)
@@ -37,7 +37,7 @@ def all_pages(api: Api, workflow_id: str, limit: int) -> list[dict[str, Any]]:
     return pages
 
 
-def test_pages_go_newest_first_without_gaps_or_repeats(api: Api, backend: Backend) -> None:
+def test_pages_go_newest_first_without_gaps_or_repeats(api: Api, backend: Services) -> None:
     workflow_id = workflow_with_versions(api, backend, 250)
 
     pages = all_pages(api, workflow_id, limit=100)
@@ -53,7 +53,7 @@ def test_pages_go_newest_first_without_gaps_or_repeats(api: Api, backend: Backen
     assert pages[0]["versions"][0]["versionId"] == f"{workflow_id}.v250"
 
 
-def test_the_default_page_is_100_and_1000_is_the_largest(api: Api, backend: Backend) -> None:
+def test_the_default_page_is_100_and_1000_is_the_largest(api: Api, backend: Services) -> None:
     workflow_id = workflow_with_versions(api, backend, 150)
     first = page(api, workflow_id)
     assert [entry["version"] for entry in first["versions"]] == list(range(150, 50, -1))
@@ -81,7 +81,7 @@ def test_a_limit_out_of_range_is_400(api: Api, limit: str) -> None:
     assert response.headers["content-type"].startswith("application/problem+json")
 
 
-def test_a_bad_or_foreign_cursor_is_400(api: Api, backend: Backend) -> None:
+def test_a_bad_or_foreign_cursor_is_400(api: Api, backend: Services) -> None:
     workflow_id = workflow_with_versions(api, backend, 5)
     other_workflow = workflow_with_versions(api, backend, 5)
     cursor = page(api, workflow_id, limit=2)["nextCursor"]
@@ -98,7 +98,7 @@ def test_a_bad_or_foreign_cursor_is_400(api: Api, backend: Backend) -> None:
 
 
 def test_another_projects_workflow_is_404_and_its_cursor_400(
-    api: Api, other_api: Api, backend: Backend
+    api: Api, other_api: Api, backend: Services
 ) -> None:
     workflow_id = workflow_with_versions(api, backend, 5)
     cursor = page(api, workflow_id, limit=2)["nextCursor"]
@@ -108,7 +108,7 @@ def test_another_projects_workflow_is_404_and_its_cursor_400(
     assert api.get("/workflows/versions", id="00000000-0000-4000-8000-000000000000").status_code == 404
 
 
-def test_new_versions_while_paging_neither_repeat_nor_hide_older_ones(api: Api, backend: Backend) -> None:
+def test_new_versions_while_paging_neither_repeat_nor_hide_older_ones(api: Api, backend: Services) -> None:
     workflow_id = workflow_with_versions(api, backend, 30)
     first = page(api, workflow_id, limit=10)
     for version in (31, 32):
@@ -126,7 +126,7 @@ def all_pages_from(api: Api, workflow_id: str, cursor: str, limit: int) -> list[
     return pages
 
 
-def test_an_erased_workflows_cursor_finds_nothing(api: Api, backend: Backend) -> None:
+def test_an_erased_workflows_cursor_finds_nothing(api: Api, backend: Services) -> None:
     workflow_id = workflow_with_versions(api, backend, 5)
     cursor = page(api, workflow_id, limit=2)["nextCursor"]
     api.post("/workflows/permanent-delete", {"workflowId": workflow_id})

@@ -24,8 +24,8 @@ from hypothesis.stateful import (
     run_state_machine_as_test,
 )
 
-from api.backend import Backend
-from domain.database import Database
+from composition.services import Services
+from store.database import Database
 from tests.conftest import Api
 
 SEQUENCES = int(os.environ.get("WFS_FUZZ_SEQUENCES", "10"))
@@ -76,7 +76,7 @@ class CommandSequences(RuleBasedStateMachine):
     """Commands in any order through one project's key; each sequence ends with a replay check."""
 
     api: Api
-    backend: Backend
+    backend: Services
 
     workflows = Bundle("workflows")
     runs = Bundle("runs")
@@ -202,7 +202,7 @@ class CommandSequences(RuleBasedStateMachine):
         assert not differences, "read models differ from a fresh replay:\n" + "\n".join(differences)
 
 
-def dump_views(backend: Backend) -> dict[str, list[tuple[Any, ...]]]:
+def dump_views(backend: Services) -> dict[str, list[tuple[Any, ...]]]:
     """Every row of every read model's tables, in a stable order."""
     return {
         table: rows_of(backend.database, table)
@@ -228,7 +228,7 @@ def compare(live: dict[str, list[tuple[Any, ...]]], replayed: dict[str, list[tup
     return differences
 
 
-def replay_views(backend: Backend) -> tuple[dict[str, list[tuple[Any, ...]]], list[Any]]:
+def replay_views(backend: Services) -> tuple[dict[str, list[tuple[Any, ...]]], list[Any]]:
     """Every read model emptied and built again from the stored events alone, as `rebuild` does.
 
     Each view is rebuilt in one transaction, so the app's follower never sees it half-built.
@@ -241,7 +241,7 @@ def replay_views(backend: Backend) -> tuple[dict[str, list[tuple[Any, ...]]], li
 
 @pytest.mark.parametrize("_", [None], ids=["sequences"])
 def test_random_command_sequences_never_5xx_and_views_equal_a_replay(
-    _: None, api: Api, backend: Backend, count_request: Any
+    _: None, api: Api, backend: Services, count_request: Any
 ) -> None:
     counted = CountingApi(api, count_request)
 

@@ -15,8 +15,8 @@ import pytest
 from litestar.testing import TestClient
 
 from api.app import create_app
-from api.backend import Backend
-from api.settings import Settings
+from composition.services import Services
+from composition.settings import Settings
 from domain import service as service_module
 from domain.service import WRITERS
 from tests.integration.conftest import Server, start_server, stop_server
@@ -55,7 +55,7 @@ class Service:
 @pytest.fixture
 def in_process(tmp_path: Path) -> Iterator[Service]:
     """The real app in this process on SQLite, many requests in flight at once."""
-    backend = Backend(
+    backend = Services(
         Settings(database_url=f"sqlite:///{tmp_path / 'store.db'}", files_dir=tmp_path / "files")
     )
     try:

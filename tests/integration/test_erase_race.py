@@ -19,8 +19,8 @@ import pytest
 from litestar.testing import TestClient
 
 from api.app import create_app
-from api.backend import Backend
-from api.settings import Settings
+from composition.services import Services
+from composition.settings import Settings
 from tests.api.test_erasure_runs import all_table_bytes, sqlite_file_bytes
 from tests.integration.conftest import start_server, stop_server
 
@@ -79,7 +79,7 @@ def race(post: Post) -> tuple[str, RaceOutcome]:
 
 
 def check_nothing_readable(
-    workflow_id: str, outcome: RaceOutcome, get: Get, backend: Backend, files: bytes = b""
+    workflow_id: str, outcome: RaceOutcome, get: Get, backend: Services, files: bytes = b""
 ) -> None:
     """No acknowledged run can be read anywhere and no prompt is stored; prints the figures."""
     assert outcome.erase_status == 200
@@ -98,7 +98,7 @@ def check_nothing_readable(
     assert left == []
 
 
-def runs_stored_after_the_erase(backend: Backend, workflow_id: str) -> int:
+def runs_stored_after_the_erase(backend: Services, workflow_id: str) -> int:
     """Starts that read the key before it was destroyed but were stored after the erase."""
     notifications = backend.workflows.recorder.select_notifications(start=1, limit=100_000)
     erased_at = next(
@@ -131,7 +131,7 @@ def test_erase_race_two_server_processes_on_postgresql(make_postgres_url: Any) -
                 return client.get(path, params=params).status_code
 
             workflow_id, outcome = race(post)
-            backend = Backend(Settings(database_url=url), create_tables=False)
+            backend = Services(Settings(database_url=url), create_tables=False)
             try:
                 check_nothing_readable(workflow_id, outcome, get, backend)
             finally:
@@ -142,7 +142,7 @@ def test_erase_race_two_server_processes_on_postgresql(make_postgres_url: Any) -
 
 def test_erase_race_in_process_on_sqlite(tmp_path: Path) -> None:
     url = f"sqlite:///{tmp_path / 'store.db'}"
-    backend = Backend(Settings(database_url=url, files_dir=tmp_path / "files"))
+    backend = Services(Settings(database_url=url, files_dir=tmp_path / "files"))
     project = backend.accounts.create_project("race")
     headers = {"Authorization": f"Bearer {project.secret}"}
     try:

@@ -21,8 +21,8 @@ import pytest
 from litestar.testing import TestClient
 
 from api.app import create_app
-from api.backend import Backend
-from api.settings import LOOPBACK_HOSTS, Settings
+from composition.services import Services
+from composition.settings import LOOPBACK_HOSTS, Settings
 from tests.conftest import Api
 from tests.integration.conftest import run_cli
 
@@ -41,7 +41,7 @@ OPUS = {
 }
 GPT = {"model": "gpt-5", "cliId": "codex", "costUsd": 0.1}
 
-BACKENDS: dict[int, Backend] = {}
+BACKENDS: dict[int, Services] = {}
 
 
 @contextmanager
@@ -50,7 +50,7 @@ def opened(database_url: str, files_dir: Path) -> Iterator[TestClient[Any]]:
     settings = Settings(
         database_url=database_url, files_dir=files_dir, allowed_hosts=(*LOOPBACK_HOSTS, "testserver.local")
     )
-    backend = Backend(settings)
+    backend = Services(settings)
     try:
         with TestClient(create_app(backend=backend)) as client:
             BACKENDS[id(client)] = backend
@@ -60,7 +60,7 @@ def opened(database_url: str, files_dir: Path) -> Iterator[TestClient[Any]]:
         backend.close()
 
 
-def backend_of(client: TestClient[Any]) -> Backend:
+def backend_of(client: TestClient[Any]) -> Services:
     return BACKENDS[id(client)]
 
 

@@ -15,7 +15,7 @@ from litestar.testing import TestClient
 
 from api.app import create_app
 from api.cli import main
-from api.settings import Settings
+from composition.settings import Settings
 
 HEADER = ["ID", "SCOPE", "PROJECT", "NAME", "CREATED", "LAST USED", "EXPIRES", "REVOKED"]
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures"

@@ -11,7 +11,7 @@ from typing import Any
 import httpx
 import pytest
 
-from api.backend import Backend
+from composition.services import Services
 from projections import rebuild
 from projections.runner import ProjectionRunner
 from tests.conftest import Api
@@ -183,7 +183,7 @@ def test_rebuild_of_an_unknown_read_model_names_the_known_ones(database_url: str
 
 
 def test_writes_between_the_build_and_the_swap_are_in_the_swapped_view(
-    api: Api, backend: Backend, database_url: str, monkeypatch: pytest.MonkeyPatch
+    api: Api, backend: Services, database_url: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     before = api.create("before the rebuild")["id"]
     late: list[str] = []
@@ -211,7 +211,7 @@ def test_writes_between_the_build_and_the_swap_are_in_the_swapped_view(
 
 
 def test_a_rebuild_repairs_rows_changed_removed_or_added_behind_its_back(
-    api: Api, backend: Backend, database_url: str
+    api: Api, backend: Services, database_url: str
 ) -> None:
     kept = api.create("Kept")["id"]
     other = api.create("Other")["id"]

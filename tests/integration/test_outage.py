@@ -22,8 +22,8 @@ import pytest
 from litestar.testing import TestClient
 
 from api.app import create_app
-from api.backend import Backend
-from api.settings import Settings
+from composition.services import Services
+from composition.settings import Settings
 from tests.integration.conftest import Server, start_server, stop_server
 
 STEPS = [{"type": "designer", "cliId": "claude"}]
@@ -205,7 +205,7 @@ def test_cut_database_answers_503_then_recovers_without_restart(
 
 def test_locked_sqlite_answers_503_then_recovers(tmp_path: Path) -> None:
     path = tmp_path / "store.db"
-    backend = Backend(Settings(database_url=f"sqlite:///{path}", files_dir=tmp_path / "files"))
+    backend = Services(Settings(database_url=f"sqlite:///{path}", files_dir=tmp_path / "files"))
     try:
         with TestClient(create_app(backend=backend)) as client:
             client.headers["Authorization"] = f"Bearer {backend.accounts.create_project('p').secret}"

@@ -9,7 +9,7 @@ import sys
 import time
 from typing import Any
 
-from api.backend import Backend
+from composition.services import Services
 from tests.conftest import Api
 
 
@@ -56,7 +56,7 @@ def build(api: Api) -> tuple[str, list[dict[str, Any]]]:
     return workflow_id, states
 
 
-def test_replay_by_version_answers_what_get_with_version_answers(api: Api, backend: Backend) -> None:
+def test_replay_by_version_answers_what_get_with_version_answers(api: Api, backend: Services) -> None:
     workflow_id, _ = build(api)
     url = backend.settings.database_url
     for version in (1, 2, 3, 4):
@@ -64,7 +64,7 @@ def test_replay_by_version_answers_what_get_with_version_answers(api: Api, backe
         assert replayed(url, "--workflow", workflow_id, "--version", str(version)) == expected
 
 
-def test_replay_at_a_time_answers_what_get_as_of_answers(api: Api, backend: Backend) -> None:
+def test_replay_at_a_time_answers_what_get_as_of_answers(api: Api, backend: Services) -> None:
     workflow_id, states = build(api)
     url = backend.settings.database_url
     moments = [state["updatedAt"] for state in states]
@@ -78,7 +78,7 @@ def test_replay_at_a_time_answers_what_get_as_of_answers(api: Api, backend: Back
     assert replayed(url, "--workflow", workflow_id, "--at", "2999-01-01T00:00:00Z") == now
 
 
-def test_replay_events_lists_what_history_lists(api: Api, backend: Backend) -> None:
+def test_replay_events_lists_what_history_lists(api: Api, backend: Services) -> None:
     workflow_id, _ = build(api)
     url = backend.settings.database_url
     history = api.get("/workflows/history", id=workflow_id).json()["items"]
@@ -90,7 +90,7 @@ def test_replay_events_lists_what_history_lists(api: Api, backend: Backend) -> N
     assert up_to_two[1]["actor"]["keyName"] == "tests key"
 
 
-def test_replay_refuses_what_does_not_exist(api: Api, other_api: Api, backend: Backend) -> None:
+def test_replay_refuses_what_does_not_exist(api: Api, other_api: Api, backend: Services) -> None:
     workflow_id, _ = build(api)
     url = backend.settings.database_url
     erased = api.create("Secret")["id"]

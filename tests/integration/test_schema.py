@@ -4,13 +4,13 @@ from __future__ import annotations
 
 from concurrent.futures import ThreadPoolExecutor
 
-from api.backend import Backend
-from api.settings import Settings
+from composition.services import Services
+from composition.settings import Settings
 
 
 def test_many_backends_creating_tables_at_once_all_succeed(database_url: str) -> None:
     def start(_: int) -> int:
-        backend = Backend(Settings(database_url=database_url))
+        backend = Services(Settings(database_url=database_url))
         try:
             return len(backend.projector.positions())
         finally:
@@ -19,7 +19,7 @@ def test_many_backends_creating_tables_at_once_all_succeed(database_url: str) ->
     with ThreadPoolExecutor(max_workers=8) as pool:
         counts = list(pool.map(start, range(8)))
     assert len(set(counts)) == 1
-    again = Backend(Settings(database_url=database_url))
+    again = Services(Settings(database_url=database_url))
     try:
         assert again.accounts.ensure_default_project() is not None
         assert again.accounts.ensure_default_project() is None
@@ -28,8 +28,8 @@ def test_many_backends_creating_tables_at_once_all_succeed(database_url: str) ->
 
 
 def test_a_worker_backend_does_not_create_tables(database_url: str) -> None:
-    Backend(Settings(database_url=database_url)).close()
-    worker = Backend(Settings(database_url=database_url), create_tables=False)
+    Services(Settings(database_url=database_url)).close()
+    worker = Services(Settings(database_url=database_url), create_tables=False)
     try:
         assert worker.workflows.recorder.max_notification_id() in (None, 0)
     finally:

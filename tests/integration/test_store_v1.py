@@ -12,9 +12,9 @@ import pytest
 from litestar.testing import TestClient
 
 from api.app import create_app
-from api.backend import Backend
 from api.cli import main
-from api.settings import Settings
+from composition.services import Services
+from composition.settings import Settings
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures"
 RECORDED: dict[str, Any] = json.loads((FIXTURES / "store-v1.json").read_text())
@@ -33,7 +33,7 @@ def store_url(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> str:
 
 @pytest.fixture
 def client(store_url: str, tmp_path: Path) -> Iterator[TestClient[Any]]:
-    backend = Backend(Settings(database_url=store_url, files_dir=tmp_path / "files"))
+    backend = Services(Settings(database_url=store_url, files_dir=tmp_path / "files"))
     with TestClient(create_app(backend=backend)) as client:
         client.headers["Authorization"] = f"Bearer {RECORDED['key']}"
         yield client
@@ -64,7 +64,7 @@ def test_the_old_store_gives_the_same_answers(client: TestClient[Any]) -> None:
 
 def test_views_rebuilt_from_the_old_events_give_the_same_answers(store_url: str, tmp_path: Path) -> None:
     assert main(["rebuild"]) == 0
-    backend = Backend(Settings(database_url=store_url, files_dir=tmp_path / "files"))
+    backend = Services(Settings(database_url=store_url, files_dir=tmp_path / "files"))
     try:
         with TestClient(create_app(backend=backend)) as client:
             client.headers["Authorization"] = f"Bearer {RECORDED['key']}"

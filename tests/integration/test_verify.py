@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from api.backend import Backend
 from api.cli import main
+from composition.services import Services
 from tests.api.test_audit_log import OPUS, start_run
 from tests.conftest import Api
 from tests.integration.conftest import run_cli
@@ -41,7 +41,9 @@ def test_verify_exits_0_on_a_healthy_store(api: Api, database_url: str) -> None:
     assert "events/s" in output
 
 
-def test_a_changed_row_is_named_by_view_row_and_column(api: Api, backend: Backend, database_url: str) -> None:
+def test_a_changed_row_is_named_by_view_row_and_column(
+    api: Api, backend: Services, database_url: str
+) -> None:
     ids = some_of_everything(api)
     with backend.database.transaction() as tx:
         row = tx.execute("SELECT item FROM workflow_summary WHERE workflow_id = ?", (ids["kept"],)).fetchone()
@@ -60,7 +62,7 @@ def test_a_changed_row_is_named_by_view_row_and_column(api: Api, backend: Backen
     assert ": 1 difference\n" in output
 
 
-def test_a_deleted_row_and_an_extra_row_are_named(api: Api, backend: Backend, database_url: str) -> None:
+def test_a_deleted_row_and_an_extra_row_are_named(api: Api, backend: Services, database_url: str) -> None:
     ids = some_of_everything(api)
     with backend.database.transaction() as tx:
         tx.execute("DELETE FROM runs WHERE run_id = ?", (ids["run"],))
@@ -78,7 +80,7 @@ def test_a_deleted_row_and_an_extra_row_are_named(api: Api, backend: Backend, da
 
 
 def test_a_changed_number_is_named_and_a_float_equal_to_1e_9_is_not(
-    api: Api, backend: Backend, database_url: str
+    api: Api, backend: Services, database_url: str
 ) -> None:
     some_of_everything(api)
     with backend.database.transaction() as tx:
@@ -96,7 +98,7 @@ def test_a_changed_number_is_named_and_a_float_equal_to_1e_9_is_not(
 
 def test_an_event_a_view_skipped_is_skipped_by_the_replay_too(
     api: Api,
-    backend: Backend,
+    backend: Services,
     database_url: str,
     tmp_path: Path,
     monkeypatch: pytest.MonkeyPatch,

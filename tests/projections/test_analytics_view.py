@@ -9,7 +9,7 @@ from typing import Any
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from api.backend import Backend
+from composition.services import Services
 from domain.errors import Conflict, NotFound
 from domain.run import STATUSES
 from domain.workflow import Actor
@@ -47,7 +47,7 @@ action = st.one_of(
 )
 
 
-def rebuilt(backend: Backend) -> tuple[Any, Any]:
+def rebuilt(backend: Services) -> tuple[Any, Any]:
     for name in ("analytics", "related"):
         runner = backend.projector.runner(name)
         runner.drop_tables()
@@ -58,7 +58,9 @@ def rebuilt(backend: Backend) -> tuple[Any, Any]:
 
 @settings(max_examples=20, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(steps=st.lists(action, min_size=1, max_size=12))
-def test_the_views_always_agree_with_the_runs_and_a_fresh_rebuild(backend: Backend, steps: list[Any]) -> None:
+def test_the_views_always_agree_with_the_runs_and_a_fresh_rebuild(
+    backend: Services, steps: list[Any]
+) -> None:
     project = backend.accounts.create_project("property").project_id
     service = backend.workflows
     workflows = [

@@ -7,8 +7,8 @@ from typing import Any
 
 import pytest
 
-from api.backend import Backend
-from api.settings import Settings
+from composition.services import Services
+from composition.settings import Settings
 from domain.workflow import Actor
 from projections.runner import ProjectionRunner
 
@@ -16,7 +16,7 @@ ACTOR: Actor = {"keyId": "k1", "keyName": "ops"}
 STEPS = [{"type": "designer", "cliId": "claude", "model": None, "instructions": None, "id": None}]
 
 
-def fill(backend: Backend, project_id: str, count: int = 12) -> None:
+def fill(backend: Services, project_id: str, count: int = 12) -> None:
     """A stream with every kind of workflow event, written through the domain without settling."""
     service = backend.workflows
     for i in range(count):
@@ -34,7 +34,7 @@ def fill(backend: Backend, project_id: str, count: int = 12) -> None:
             service.permanently_delete_workflow(ACTOR, project_id, workflow_id)
 
 
-def dump(backend: Backend, runner: ProjectionRunner) -> dict[str, list[dict[str, Any]]]:
+def dump(backend: Services, runner: ProjectionRunner) -> dict[str, list[dict[str, Any]]]:
     tables: dict[str, list[dict[str, Any]]] = {}
     with backend.database.transaction(commit=False) as tx:
         for table in runner.projection.tables:
@@ -43,7 +43,7 @@ def dump(backend: Backend, runner: ProjectionRunner) -> dict[str, list[dict[str,
     return tables
 
 
-def rebuilt(backend: Backend, runner: ProjectionRunner) -> dict[str, list[dict[str, Any]]]:
+def rebuilt(backend: Services, runner: ProjectionRunner) -> dict[str, list[dict[str, Any]]]:
     runner.drop_tables()
     runner.create_tables()
     runner.catch_up()
@@ -51,7 +51,7 @@ def rebuilt(backend: Backend, runner: ProjectionRunner) -> dict[str, list[dict[s
 
 
 def test_a_stopped_projection_resumes_and_equals_a_fresh_replay(database_url: str) -> None:
-    first = Backend(Settings(database_url=database_url))
+    first = Services(Settings(database_url=database_url))
     project = first.accounts.create_project("p").project_id
     fill(first, project)
     head = first.workflows.recorder.max_notification_id()
@@ -62,7 +62,7 @@ def test_a_stopped_projection_resumes_and_equals_a_fresh_replay(database_url: st
             assert 0 < stopped_at < head
     first.close()
 
-    restarted = Backend(Settings(database_url=database_url))
+    restarted = Services(Settings(database_url=database_url))
     try:
         for runner in restarted.projector.runners:
             assert runner.position() > 0
@@ -77,7 +77,7 @@ def test_a_stopped_projection_resumes_and_equals_a_fresh_replay(database_url: st
 def test_a_crash_mid_batch_neither_loses_nor_double_applies(
     database_url: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    backend = Backend(Settings(database_url=database_url))
+    backend = Services(Settings(database_url=database_url))
     try:
         project = backend.accounts.create_project("p").project_id
         fill(backend, project, count=6)
@@ -108,8 +108,8 @@ def test_a_crash_mid_batch_neither_loses_nor_double_applies(
 
 
 def test_two_runners_on_one_view_apply_each_batch_once(database_url: str) -> None:
-    first = Backend(Settings(database_url=database_url))
-    second = Backend(Settings(database_url=database_url))
+    first = Services(Settings(database_url=database_url))
+    second = Services(Settings(database_url=database_url))
     try:
         project = first.accounts.create_project("p").project_id
         fill(first, project, count=6)
@@ -126,7 +126,7 @@ def test_two_runners_on_one_view_apply_each_batch_once(database_url: str) -> Non
         second.close()
 
 
-def test_the_app_follows_events_written_by_other_writers(backend: Backend, api: Any) -> None:
+def test_the_app_follows_events_written_by_other_writers(backend: Services, api: Any) -> None:
     """Events saved outside the HTTP path (scripts, other hosts) reach the read models unprompted."""
     saved = backend.workflows.create_workflow(
         ACTOR, api.project_id, {"name": "from a script", "pipelineSteps": STEPS}
@@ -141,7 +141,7 @@ def test_the_app_follows_events_written_by_other_writers(backend: Backend, api: 
 
 
 def test_rebuilding_one_view_never_moves_the_others_back(database_url: str) -> None:
-    backend = Backend(Settings(database_url=database_url))
+    backend = Services(Settings(database_url=database_url))
     try:
         project = backend.accounts.create_project("p").project_id
         fill(backend, project)

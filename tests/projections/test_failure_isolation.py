@@ -12,8 +12,8 @@ import psycopg
 import pytest
 from eventsourcing.utils import get_topic
 
-from api.backend import Backend
-from api.settings import Settings
+from composition.services import Services
+from composition.settings import Settings
 from domain.run import Run
 from domain.workflow import Actor, Workflow
 from projections.failures import is_transient
@@ -50,14 +50,14 @@ def names_a_nul(event: Any) -> bool:
     return any("\x00" in str(link.get("name")) for kind in links.values() for link in kind)
 
 
-def make_nul_unstorable(backend: Backend, monkeypatch: pytest.MonkeyPatch) -> None:
+def make_nul_unstorable(backend: Services, monkeypatch: pytest.MonkeyPatch) -> None:
     """PostgreSQL's TEXT refuses U+0000 by itself; SQLite stores it, so there the related view is made
     to refuse it the same way."""
     if backend.database.dialect == "sqlite":
         fail_on(monkeypatch, RelatedProjection, names_a_nul, lambda: ValueError("text cannot hold NUL"))
 
 
-def a_run(backend: Backend, project_id: str) -> tuple[str, str]:
+def a_run(backend: Services, project_id: str) -> tuple[str, str]:
     saved = backend.workflows.create_workflow(ACTOR, project_id, {"name": "wf", "pipelineSteps": STEPS})
     backend.settle(saved.position)
     workflow_id = str(saved.workflow.id)
@@ -66,7 +66,7 @@ def a_run(backend: Backend, project_id: str) -> tuple[str, str]:
     return workflow_id, str(started.run.id)
 
 
-def report_a_nul(backend: Backend, project_id: str, run_id: str) -> int:
+def report_a_nul(backend: Services, project_id: str, run_id: str) -> int:
     """Around the edge, which refuses NUL with 400: straight to the domain, as a script could."""
     saved = backend.runs.report_run(
         ACTOR,
@@ -81,11 +81,11 @@ def report_a_nul(backend: Backend, project_id: str, run_id: str) -> int:
     return saved.position
 
 
-def head(backend: Backend) -> int:
+def head(backend: Services) -> int:
     return backend.workflows.recorder.max_notification_id() or 0
 
 
-def dump(backend: Backend, runner: ProjectionRunner) -> dict[str, list[dict[str, Any]]]:
+def dump(backend: Services, runner: ProjectionRunner) -> dict[str, list[dict[str, Any]]]:
     tables: dict[str, list[dict[str, Any]]] = {}
     with backend.database.transaction(commit=False) as tx:
         for table in runner.projection.tables:
@@ -94,17 +94,17 @@ def dump(backend: Backend, runner: ProjectionRunner) -> dict[str, list[dict[str,
     return tables
 
 
-def failures(backend: Backend) -> list[tuple[str, int, str]]:
+def failures(backend: Services) -> list[tuple[str, int, str]]:
     return [(f.view, f.position, f.topic) for f in backend.projector.failures(limit=100)[1]]
 
 
-def related_ids(backend: Backend, workflow_id: str) -> set[str]:
+def related_ids(backend: Services, workflow_id: str) -> set[str]:
     answer = backend.related.answer(workflow_id)
     return {entity.id for entity in [*answer.personas, *answer.issues, *answer.learning_versions]}
 
 
 def test_a_view_skips_only_the_event_it_cannot_apply(
-    backend: Backend, monkeypatch: pytest.MonkeyPatch
+    backend: Services, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     make_nul_unstorable(backend, monkeypatch)
     project = backend.accounts.create_project("p").project_id
@@ -133,7 +133,7 @@ def test_a_view_skips_only_the_event_it_cannot_apply(
 
 
 def test_an_event_that_cannot_be_decoded_is_recorded_for_each_view_that_reads_it(
-    backend: Backend, monkeypatch: pytest.MonkeyPatch
+    backend: Services, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     project = backend.accounts.create_project("p").project_id
     saved = backend.workflows.create_workflow(ACTOR, project, {"name": "wf", "pipelineSteps": STEPS})
@@ -164,7 +164,7 @@ def test_an_event_that_cannot_be_decoded_is_recorded_for_each_view_that_reads_it
 
 
 def test_a_database_error_is_not_blamed_on_the_event(
-    backend: Backend, monkeypatch: pytest.MonkeyPatch
+    backend: Services, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     project = backend.accounts.create_project("p").project_id
     before = dict(backend.projector.positions())
@@ -194,7 +194,7 @@ def test_a_restart_starts_and_keeps_the_record(
     database_url: str, tmp_path: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     settings = Settings(database_url=database_url, files_dir=tmp_path / "files")
-    first = Backend(settings)
+    first = Services(settings)
     make_nul_unstorable(first, monkeypatch)
     project = first.accounts.create_project("p").project_id
     _, run_id = a_run(first, project)
@@ -205,7 +205,7 @@ def test_a_restart_starts_and_keeps_the_record(
     )
     first.close()
 
-    restarted = Backend(settings)
+    restarted = Services(settings)
     try:
         restarted.projector.catch_up()
         assert set(restarted.projector.positions().values()) == {head(restarted)}
@@ -217,7 +217,7 @@ def test_a_restart_starts_and_keeps_the_record(
         restarted.close()
 
 
-def test_a_rebuild_applies_a_skipped_event_again(backend: Backend, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_rebuild_applies_a_skipped_event_again(backend: Services, monkeypatch: pytest.MonkeyPatch) -> None:
     project = backend.accounts.create_project("p").project_id
     saved = backend.workflows.create_workflow(ACTOR, project, {"name": "wf", "pipelineSteps": STEPS})
     workflow_id = str(saved.workflow.id)
@@ -248,7 +248,7 @@ def test_a_rebuild_applies_a_skipped_event_again(backend: Backend, monkeypatch: 
     assert [entry.version for entry in versions.versions] == [2, 1]
 
 
-def test_a_rebuild_that_fails_leaves_the_old_view(backend: Backend, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_rebuild_that_fails_leaves_the_old_view(backend: Services, monkeypatch: pytest.MonkeyPatch) -> None:
     project = backend.accounts.create_project("p").project_id
     for i in range(4):
         saved = backend.workflows.create_workflow(ACTOR, project, {"name": f"wf {i}", "pipelineSteps": STEPS})
@@ -279,7 +279,7 @@ def test_a_rebuild_that_fails_leaves_the_old_view(backend: Backend, monkeypatch:
 
 
 def test_a_statement_the_database_refuses_inside_a_view_is_contained(
-    backend: Backend, monkeypatch: pytest.MonkeyPatch
+    backend: Services, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """PostgreSQL aborts the whole transaction on a refused statement; only the view's part is undone."""
     project = backend.accounts.create_project("p").project_id

@@ -7,7 +7,7 @@ from typing import Any
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from api.backend import Backend
+from composition.services import Services
 from domain.errors import Conflict, NotFound
 from domain.run import FINISHED, STATUSES
 from domain.workflow import Actor
@@ -39,7 +39,7 @@ action = st.one_of(
 )
 
 
-def rebuilt_rows(backend: Backend) -> list[tuple[str, str]]:
+def rebuilt_rows(backend: Services) -> list[tuple[str, str]]:
     runner = backend.projector.runner("runs")
     runner.drop_tables()
     runner.create_tables()
@@ -49,7 +49,7 @@ def rebuilt_rows(backend: Backend) -> list[tuple[str, str]]:
 
 @settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(steps=st.lists(action, min_size=1, max_size=10))
-def test_the_runs_view_always_equals_a_fresh_rebuild(backend: Backend, steps: list[Any]) -> None:
+def test_the_runs_view_always_equals_a_fresh_rebuild(backend: Services, steps: list[Any]) -> None:
     project = backend.accounts.create_project("property").project_id
     runs = backend.runs
     workflow_id = str(

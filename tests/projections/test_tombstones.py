@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from api.backend import Backend
+from composition.services import Services
 from projections.reading import Tombstone, position_of
 from tests.api.test_audit_log import OPUS, audit_log, start_run
 from tests.conftest import Api
@@ -28,13 +28,13 @@ def erased_workflow_with_a_run(api: Api) -> dict[str, str]:
     return {"kept": kept, "gone": gone, "run": run}
 
 
-def rebuild_every_view(backend: Backend) -> None:
+def rebuild_every_view(backend: Services) -> None:
     for runner in backend.projector.runners:
         _, skipped = runner.rebuild()
         assert skipped == []
 
 
-def view_rows(backend: Backend) -> dict[str, list[tuple[Any, ...]]]:
+def view_rows(backend: Services) -> dict[str, list[tuple[Any, ...]]]:
     rows: dict[str, list[tuple[Any, ...]]] = {}
     with backend.database.transaction(commit=False) as tx:
         for runner in backend.projector.runners:
@@ -45,7 +45,7 @@ def view_rows(backend: Backend) -> dict[str, list[tuple[Any, ...]]]:
 
 
 def test_a_rebuild_after_a_permanent_delete_keeps_every_item_without_content(
-    api: Api, backend: Backend
+    api: Api, backend: Services
 ) -> None:
     ids = erased_workflow_with_a_run(api)
     before = audit_log(api)
@@ -76,7 +76,7 @@ def test_a_rebuild_after_a_permanent_delete_keeps_every_item_without_content(
     assert "secret" not in repr(after).lower()
 
 
-def test_views_without_erased_content_ignore_tombstones(api: Api, backend: Backend) -> None:
+def test_views_without_erased_content_ignore_tombstones(api: Api, backend: Services) -> None:
     ids = erased_workflow_with_a_run(api)
     rebuild_every_view(backend)
 
@@ -86,7 +86,7 @@ def test_views_without_erased_content_ignore_tombstones(api: Api, backend: Backe
     assert [item["id"] for item in api.get("/workflows/list").json()["items"]] == [ids["kept"]]
 
 
-def test_tombstones_carry_the_events_clear_fields_and_position(api: Api, backend: Backend) -> None:
+def test_tombstones_carry_the_events_clear_fields_and_position(api: Api, backend: Services) -> None:
     ids = erased_workflow_with_a_run(api)
     seen: list[Any] = []
     audit = backend.projector.runner("audit")

@@ -7,7 +7,7 @@ import sys
 from collections.abc import Sequence
 
 from api.cli import accounts, operations, serve
-from domain.key_encryption import MasterKeyError
+from store.key_encryption import MasterKeyError
 
 __all__ = ["build_parser", "main"]
 

@@ -8,8 +8,8 @@ import sys
 from datetime import UTC, datetime, timedelta
 
 from api.cli.common import Commands, command_backend
-from domain.accounts import DEFAULT_SCOPE, KEY_SCOPES, ApiKey
 from domain.errors import NotFound
+from store.accounts import DEFAULT_SCOPE, KEY_SCOPES, ApiKey
 
 
 def add_commands(commands: Commands) -> None:

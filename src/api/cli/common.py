@@ -7,17 +7,17 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import TypeAlias
 
-from api.backend import Backend
-from api.settings import Settings
+from composition.services import Services
+from composition.settings import Settings
 
 Commands: TypeAlias = "argparse._SubParsersAction[argparse.ArgumentParser]"
 """The `commands` group of the parser, where each module adds its own."""
 
 
 @contextmanager
-def command_backend() -> Iterator[Backend]:
+def command_backend() -> Iterator[Services]:
     """A backend for one command, closed when the command ends."""
-    backend = Backend(Settings.from_env())
+    backend = Services(Settings.from_env())
     try:
         yield backend
     finally:

@@ -8,7 +8,7 @@ import sys
 from typing import TYPE_CHECKING
 
 from api.cli.common import Commands, command_backend
-from api.settings import Settings
+from composition.settings import Settings
 
 if TYPE_CHECKING:
     from projections.rebuild import RebuildReport

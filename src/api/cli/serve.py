@@ -6,9 +6,9 @@ import argparse
 import os
 import sys
 
-from api.backend import Backend
 from api.cli.common import Commands
-from api.settings import BIND_HOST_VARIABLE, Settings
+from composition.services import Services
+from composition.settings import BIND_HOST_VARIABLE, Settings
 
 
 def add_commands(commands: Commands) -> None:
@@ -31,7 +31,7 @@ def serve_command(args: argparse.Namespace) -> int:
 
     configure_logging()  # JSON lines from here on, the catch-up's included
     os.environ[BIND_HOST_VARIABLE] = args.host  # the workers' settings allow it as a Host by default
-    backend = Backend(Settings.from_env())
+    backend = Services(Settings.from_env())
     try:
         new = backend.accounts.ensure_default_project()
         _catch_up_before_serving(backend)
@@ -55,7 +55,7 @@ def serve_command(args: argparse.Namespace) -> int:
     return 0
 
 
-def _catch_up_before_serving(backend: Backend) -> None:
+def _catch_up_before_serving(backend: Services) -> None:
     """Best effort: the server's follower keeps catching up, so a failure here must not stop a start."""
     try:
         backend.projector.catch_up()

@@ -8,6 +8,5 @@ Requests without the header pass straight through.
 """
 
 from api.idempotency.openapi import IdempotencyPlugin
-from api.idempotency.records import IDEMPOTENCY_DDL, Fingerprint, IdempotencyRecords
 
-__all__ = ["IDEMPOTENCY_DDL", "Fingerprint", "IdempotencyPlugin", "IdempotencyRecords"]
+__all__ = ["IdempotencyPlugin"]

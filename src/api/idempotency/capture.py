@@ -7,8 +7,8 @@ from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING
 
 from api.idempotency.keys import HEADER
-from api.idempotency.records import Answer
-from api.settings import MAX_BODY_BYTES
+from composition.settings import MAX_BODY_BYTES
+from store.idempotency import Answer
 
 if TYPE_CHECKING:
     from litestar.types import HTTPRequestEvent, Message, Receive, ReceiveMessage, Send

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 HEADER = "Idempotency-Key"
 MAX_KEY_LENGTH = 255
 KEY_PATTERN = "^[!-~](?:[ -~]*[!-~])?$"
@@ -21,3 +23,17 @@ def valid_key(values: list[bytes]) -> str | None:
 
 def bad_key_detail() -> str:
     return f"send one {HEADER} of 1..{MAX_KEY_LENGTH} visible ASCII characters"
+
+
+def answer_subject(path: str, body: bytes) -> str | None:
+    """The workflow an answer shows (a workflow document, a run, a permanent delete), if any."""
+    try:
+        document = json.loads(body)
+    except ValueError:
+        return None
+    if not isinstance(document, dict):
+        return None
+    subject = document.get("workflowId")
+    if subject is None and path.startswith(f"{API_PREFIX}workflows/"):
+        subject = document.get("id")
+    return subject if isinstance(subject, str) else None

@@ -16,8 +16,9 @@ from litestar.middleware import ASGIMiddleware
 
 from api.errors import FieldError, send_problem
 from api.idempotency.capture import CapturedAnswer, read_body, send_answer
-from api.idempotency.keys import API_PREFIX, HEADER, bad_key_detail, valid_key
-from api.idempotency.records import (
+from api.idempotency.keys import API_PREFIX, HEADER, answer_subject, bad_key_detail, valid_key
+from api.scopes import in_scope, principal_of
+from store.idempotency import (
     Answer,
     Busy,
     Claimed,
@@ -27,12 +28,11 @@ from api.idempotency.records import (
     Outcome,
     Replay,
 )
-from api.scopes import in_scope, principal_of
 
 if TYPE_CHECKING:
     from litestar.types import ASGIApp, Receive, Scope, Send
 
-    from api.backend import Backend
+    from composition.services import Services
 
 WAIT_SECONDS = 10.0
 """How long a simultaneous repeat waits for the first before it answers 409 "in progress"."""
@@ -74,7 +74,7 @@ class IdempotencyMiddleware(ASGIMiddleware):
         if not keys:
             await next_app(scope, receive, send)
             return
-        backend: Backend = scope["app"].state.backend
+        backend: Services = scope["app"].state.backend
         project_id = await to_thread.run_sync(project_of, backend, scope)
         if project_id is None:  # the gate answers 401 or 403; nothing is replayed to such a caller
             await next_app(scope, receive, send)
@@ -152,7 +152,12 @@ class IdempotencyMiddleware(ASGIMiddleware):
         async def settle(answer: Answer) -> None:
             if remembered(answer.status):
                 await to_thread.run_sync(
-                    records.complete, request.scope, request.key, owner, request.fingerprint.path, answer
+                    records.complete,
+                    request.scope,
+                    request.key,
+                    owner,
+                    answer,
+                    answer_subject(request.fingerprint.path, answer.body),
                 )
             else:
                 await to_thread.run_sync(records.release, request.scope, request.key, owner)
@@ -173,7 +178,7 @@ class IdempotencyMiddleware(ASGIMiddleware):
         await quietly(records.purge)
 
 
-def project_of(backend: Backend, scope: Scope) -> str | None:
+def project_of(backend: Services, scope: Scope) -> str | None:
     """The project of the request's API key, or None when the key is missing, unknown, revoked or expired,
     or when its scope does not allow the route (a read key never gets a replay of a write)."""
     principal = principal_of(backend.accounts, scope)

@@ -8,7 +8,6 @@ from typing import IO, Any
 
 from eventsourcing.persistence import Notification
 
-from api.backend import Backend
 from api.transfer.format import (
     FORMAT,
     FORMAT_VERSION,
@@ -24,10 +23,11 @@ from api.transfer.format import (
     encode_row,
 )
 from api.transfer.progress import Progress
-from domain.database import Database
+from composition.services import Services
+from store.database import Database
 
 
-def export_store(backend: Backend, out: IO[bytes], progress: Progress) -> dict[str, int]:
+def export_store(backend: Services, out: IO[bytes], progress: Progress) -> dict[str, int]:
     """Write the whole store to `out`, reading in pages; returns what was written, per kind."""
     events = EventTable.of(backend)
     head = backend.workflows.recorder.max_notification_id() or 0
@@ -80,7 +80,7 @@ def _check_value(database: Database) -> str | None:
     return None if row is None else str(row["check_value"])
 
 
-def _event_pages(backend: Backend, head: int) -> Iterator[list[Notification]]:
+def _event_pages(backend: Services, head: int) -> Iterator[list[Notification]]:
     """Every event up to `head` in position order, a page at a time (no gap ever ends the read)."""
     recorder = backend.workflows.recorder
     position = 0
@@ -92,7 +92,7 @@ def _event_pages(backend: Backend, head: int) -> Iterator[list[Notification]]:
         position = page[-1].id
 
 
-def _event_line(backend: Backend, notification: Notification) -> EventLine:
+def _event_line(backend: Services, notification: Notification) -> EventLine:
     """The stored event as it is, plus its time and request id from its clear (never sealed) part."""
     clear = backend.workflows.mapper.clear_state(notification)  # type: ignore[attr-defined]
     moment = clear.get("timestamp")

@@ -8,8 +8,8 @@ from typing import Any
 
 import msgspec
 
-from api.backend import Backend
-from domain.database import Dialect
+from composition.services import Services
+from store.database import Dialect
 
 FORMAT = "workflow-service-export"
 FORMAT_VERSION = 1
@@ -80,7 +80,7 @@ class EventTable:
     dialect: Dialect
 
     @classmethod
-    def of(cls, backend: Backend) -> EventTable:
+    def of(cls, backend: Services) -> EventTable:
         recorder: Any = backend.workflows.recorder
         table = f'"{recorder.events_table_name}"'
         if backend.database.dialect == "postgres":

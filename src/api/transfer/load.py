@@ -9,13 +9,13 @@ from pathlib import Path
 
 import msgspec
 
-from api.backend import Backend
-from api.settings import Settings
 from api.transfer.format import FORMAT, FORMAT_VERSION, EventTable, Header, Line, TransferError, decode_line
 from api.transfer.progress import PROGRESS_EVERY, Progress
 from api.transfer.writer import StoreWriter
-from domain.database import StoreConfig
-from domain.key_encryption import KeyEncryptionKey, default_key_file, resolve_master_key
+from composition.services import Services
+from composition.settings import Settings
+from store.database import StoreConfig
+from store.key_encryption import KeyEncryptionKey, default_key_file, resolve_master_key
 
 
 @dataclass
@@ -29,7 +29,7 @@ class ImportResult:
 
 
 def import_store(
-    backend: Backend,
+    backend: Services,
     lines: Iterable[bytes],
     progress: Progress,
     view_progress: Callable[[int, int], None] | None = None,
@@ -118,7 +118,7 @@ def _refuse_a_used_store(writer: StoreWriter) -> None:
         raise TransferError(f"the target store is not empty ({listed}); import only into a new, empty store")
 
 
-def _catch_up(backend: Backend, report: Callable[[int, int], None] | None) -> None:
+def _catch_up(backend: Services, report: Callable[[int, int], None] | None) -> None:
     """Every read model from position 0 to the head, a step at a time so progress can be shown."""
     head = backend.workflows.recorder.max_notification_id() or 0
     step = PROGRESS_EVERY

@@ -20,7 +20,7 @@ from api.transfer.format import (
     decode_value,
 )
 from api.transfer.progress import Progress
-from domain.database import Dialect
+from store.database import Dialect
 
 IDENTIFIER = re.compile(r"[a-z_][a-z0-9_]*")
 

@@ -12,9 +12,9 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Literal, get_args
 
-from domain.database import Database
 from domain.errors import NotFound
 from domain.workflow import Actor
+from store.database import Database
 
 KeyScope = Literal["read", "write", "runner"]
 """What a key may call: `read` only reads, `runner` reads and reports runs, `write` everything."""

@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import urlsplit
 
-from domain.database import DEFAULT_DATABASE_URL
+from store.database import DEFAULT_DATABASE_URL
 
 MAX_BODY_BYTES = 2 * 1024 * 1024
 LOOPBACK_HOSTS = ("localhost", "127.0.0.1", "[::1]")

@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any, Literal
 from urllib.parse import unquote, urlsplit
 
-from domain.outage import CONNECTION_WAIT_SECONDS, SQLITE_BUSY_SECONDS
+from store.outage import CONNECTION_WAIT_SECONDS, SQLITE_BUSY_SECONDS
 
 DEFAULT_DATABASE_URL = "sqlite:///workflow-service.db"
 
@@ -50,7 +50,7 @@ class StoreConfig:
             return cls(url, "sqlite", env)
         if parts.scheme in ("postgresql", "postgres"):
             env = {
-                "PERSISTENCE_MODULE": "domain.outage:PostgresStore",
+                "PERSISTENCE_MODULE": "store.outage:PostgresStore",
                 "POSTGRES_DBNAME": unquote(parts.path.lstrip("/")) or "postgres",
                 "POSTGRES_HOST": parts.hostname or "127.0.0.1",
                 "POSTGRES_PORT": str(parts.port or 5432),

@@ -4,16 +4,8 @@ from __future__ import annotations
 
 import logging
 
-from api.idempotency import IDEMPOTENCY_DDL
-from api.pagination import SECRETS_DDL, Cursors, cursor_secret
-from api.settings import Settings
-from domain.accounts import ACCOUNTS_DDL, Accounts, add_missing_key_columns
-from domain.database import StoreConfig
-from domain.files import FILES_DDL, Files
-from domain.key_encryption import resolve_master_key
+from composition.settings import Settings
 from domain.runs import RunService
-from domain.sealing import DATA_KEYS_DDL
-from domain.service import WorkflowService
 from projections.analytics import AnalyticsProjection
 from projections.analytics_queries import Analytics
 from projections.audit import AuditProjection
@@ -24,11 +16,19 @@ from projections.related import Related, RelatedProjection
 from projections.runs import Runs, RunsProjection
 from projections.workflow_summary import WorkflowSummaries, WorkflowSummaryProjection
 from projections.workflow_versions import VersionHistory, WorkflowVersionsProjection
+from store.accounts import ACCOUNTS_DDL, Accounts, add_missing_key_columns
+from store.database import StoreConfig
+from store.files import FILES_DDL, Files
+from store.idempotency import IDEMPOTENCY_DDL
+from store.key_encryption import resolve_master_key
+from store.sealing import DATA_KEYS_DDL
+from store.secrets import SECRETS_DDL, cursor_secret
+from store.workflow_store import StoredWorkflowService
 
 log = logging.getLogger(__name__)
 
 
-class Backend:
+class Services:
     """Everything the API and the CLI need, over one store."""
 
     def __init__(self, settings: Settings, *, create_tables: bool = True) -> None:
@@ -39,7 +39,7 @@ class Backend:
             file=settings.master_key_file,
             sqlite_path=config.env["SQLITE_DBNAME"] if config.dialect == "sqlite" else None,
         )
-        self.workflows = WorkflowService(
+        self.workflows = StoredWorkflowService(
             {**config.env, "CREATE_TABLE": "n", **master_key.to_env()}, config.dialect
         )
         self.database = self.workflows.database
@@ -69,7 +69,7 @@ class Backend:
             self.create_tables()
         else:
             self.workflows.data_keys.check_master_key()
-        self.cursors = Cursors(cursor_secret(self.database))
+        self.cursor_secret = cursor_secret(self.database)
 
     def create_tables(self) -> None:
         """Idempotent: safe on every start, serialised between processes on PostgreSQL."""

@@ -14,8 +14,8 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import IO
 
-from domain.database import Database, Tx
 from domain.errors import Conflict, DomainError, InvalidInput, NotFound
+from store.database import Database, Tx
 
 MAX_UPLOAD_BYTES = 10 * 1024 * 1024
 UPLOAD_URL_LIFETIME = timedelta(minutes=15)

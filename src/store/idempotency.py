@@ -13,9 +13,8 @@ from typing import Any
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
-from api.idempotency.keys import API_PREFIX
-from domain.database import Database
-from domain.sealing import DataKeys
+from store.database import Database
+from store.sealing import DataKeys
 
 RETENTION_SECONDS = 24 * 60 * 60
 """A record older than this is ignored (the key may be used afresh) and purged."""
@@ -115,9 +114,10 @@ class IdempotencyRecords:
         headers = [(name, value) for name, value in json.loads(row["headers"])]
         return Replay(Answer(row["status"], headers, body))
 
-    def complete(self, scope: str, key: str, owner: str, path: str, answer: Answer) -> None:
-        """Store the answer, sealed with the data key of the workflow it shows (erasure erases it)."""
-        body, sealed_for = answer.body, answer_subject(path, answer.body)
+    def complete(self, scope: str, key: str, owner: str, answer: Answer, sealed_for: str | None) -> None:
+        """Store the answer, sealed with the data key of `sealed_for`, the workflow it shows (erasure
+        erases it with the workflow); None when it shows none."""
+        body = answer.body
         if sealed_for is not None:
             data_key = self.keys.key_for(sealed_for, create=False)
             if data_key is None:  # erased meanwhile: keep nothing
@@ -176,20 +176,6 @@ class IdempotencyRecords:
             (fingerprint.path, fingerprint.body_sha256, owner, now, scope, key, previous),
         ).fetchall()
         return Claimed(owner) if won else Busy()
-
-
-def answer_subject(path: str, body: bytes) -> str | None:
-    """The workflow an answer shows (a workflow document, a run, a permanent delete), if any."""
-    try:
-        document = json.loads(body)
-    except ValueError:
-        return None
-    if not isinstance(document, dict):
-        return None
-    subject = document.get("workflowId")
-    if subject is None and path.startswith(f"{API_PREFIX}workflows/"):
-        subject = document.get("id")
-    return subject if isinstance(subject, str) else None
 
 
 def _context(scope: str, key: str) -> bytes:

@@ -14,11 +14,11 @@ from eventsourcing.domain import DomainEventProtocol
 from eventsourcing.persistence import Mapper, StoredEvent, Transcoder, find_id_convertor
 from eventsourcing.utils import get_topic, resolve_topic
 
-from domain.database import Database
-from domain.errors import NotFound
-from domain.key_encryption import WRAPPED_PREFIX, KeyEncryptionKey, MasterKeyError
+from domain.errors import ErasedError
 from domain.request_context import current_request_id
 from domain.workflow import Sealed
+from store.database import Database
+from store.key_encryption import WRAPPED_PREFIX, KeyEncryptionKey, MasterKeyError
 
 CLEAR_FIELDS = frozenset({"timestamp", "actor", "project_id", "originator_topic"})
 """Fields kept readable after erasure, so the audit trail can still say what happened and who did it.
@@ -38,13 +38,6 @@ DATA_KEYS_DDL = (
     "CREATE TABLE IF NOT EXISTS data_keys (aggregate_id TEXT PRIMARY KEY, data_key TEXT NOT NULL)",
     "CREATE TABLE IF NOT EXISTS data_key_check (id INTEGER PRIMARY KEY, check_value TEXT NOT NULL)",
 )
-
-
-class ErasedError(NotFound):
-    """The event's content is sealed with a data key that has since been destroyed.
-
-    A NotFound, so a command that loses a race with an erase answers 404 like any erased id.
-    """
 
 
 class DataKeys:

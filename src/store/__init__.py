@@ -1,0 +1,1 @@
+"""Infrastructure: databases, sealing with data keys, accounts, files and shared secrets."""
