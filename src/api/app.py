@@ -29,7 +29,7 @@ from api.runs import RunController, WorkflowRunsController
 from api.workflows import WorkflowController
 from composition.services import Services
 from composition.settings import MAX_BODY_BYTES, Settings
-from projections.projector import Follower
+from projections.projector import BackgroundCatchUp
 
 READY_LAG_BOUND = 1000
 """How many events a read model may trail the store by while the service still calls itself ready."""
@@ -109,7 +109,7 @@ def create_app(settings: Settings | None = None, backend: Services | None = None
     owned = backend is None
     backend = backend or Services(settings or Settings.from_env())
 
-    follower = Follower(backend.projector)
+    follower = BackgroundCatchUp(backend.projector)
 
     def close_backend() -> None:
         follower.stop()

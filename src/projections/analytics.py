@@ -25,7 +25,7 @@ from projections.analytics_buckets import (
 )
 from projections.documents import epoch_ms
 from projections.erasure import ERASED_WORKFLOWS_DDL, is_erased, mark_erased
-from projections.projection import Projection
+from projections.read_model import ReadModel
 from store.database import Tx
 
 
@@ -68,7 +68,7 @@ ADD_COST = (
 )
 
 
-class AnalyticsProjection(Projection):
+class AnalyticsProjection(ReadModel):
     """Keeps per-day counts, costs and duration histograms of every workflow's runs."""
 
     name = "analytics"

@@ -21,7 +21,7 @@ from eventsourcing.utils import get_topic
 from domain.run import Run
 from domain.workflow import CONTENT_FIELDS, Actor, Content, Workflow
 from projections.documents import decode_dict, encode, epoch_ms, iso_ms
-from projections.projection import WORKFLOW_EVENTS, Projection, topics_of
+from projections.read_model import WORKFLOW_EVENTS, ReadModel, topics_of
 from projections.reading import Tombstone, position_of
 from store.database import Tx
 
@@ -71,7 +71,7 @@ def changes_between(before: Content, changes: Content) -> dict[str, Any]:
     }
 
 
-class AuditProjection(Projection):
+class AuditProjection(ReadModel):
     """Keeps `audit_event` one row per workflow and run event, and `audit_workflow` each one's content."""
 
     name = "audit"

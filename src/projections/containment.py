@@ -7,7 +7,7 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 
 from projections.failures import ProjectionFailure, is_transient
-from projections.projection import Projection
+from projections.read_model import ReadModel
 from projections.reading import DecodedEvent
 from store.database import Tx
 
@@ -18,7 +18,7 @@ class ViewFailed(Exception):
     """A view could not apply an event: the batch is rolled back and applied again, view by view."""
 
 
-def apply_all(projection: Projection, tx: Tx, events: Sequence[DecodedEvent]) -> None:
+def apply_all(projection: ReadModel, tx: Tx, events: Sequence[DecodedEvent]) -> None:
     """Every event, uncontained: the first failure raises `ViewFailed` (or itself, when transient)."""
     for event in events:
         try:
@@ -29,9 +29,7 @@ def apply_all(projection: Projection, tx: Tx, events: Sequence[DecodedEvent]) ->
             raise ViewFailed from error
 
 
-def apply_contained(
-    projection: Projection, tx: Tx, events: Sequence[DecodedEvent]
-) -> list[ProjectionFailure]:
+def apply_contained(projection: ReadModel, tx: Tx, events: Sequence[DecodedEvent]) -> list[ProjectionFailure]:
     """All the events under one savepoint; when that fails, each under its own."""
     if not events:
         return []

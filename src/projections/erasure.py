@@ -12,7 +12,7 @@ from eventsourcing.dispatch import singledispatchmethod
 from eventsourcing.utils import get_topic
 
 from domain.workflow import Workflow
-from projections.projection import Projection
+from projections.read_model import ReadModel
 from store.database import Database, Tx
 from store.sealing import DataKeys
 
@@ -32,7 +32,7 @@ def is_erased(tx: Tx, workflow_id: str) -> bool:
     return row is not None
 
 
-class ErasureProjection(Projection):
+class ErasureProjection(ReadModel):
     """A policy run like a projection, so a crash between the event and the erasure is retried."""
 
     name = "erasure"

@@ -10,8 +10,8 @@ from uuid import UUID
 from eventsourcing.application import Application
 
 from projections.failures import ProjectionFailure, read_failures
-from projections.projection import Projection
-from projections.runner import ProjectionRunner, catch_up, read_positions
+from projections.read_model import ReadModel
+from projections.runner import TrackedView, catch_up, read_positions
 from store.database import Database
 
 log = logging.getLogger("projections.runner")
@@ -21,11 +21,11 @@ class Projector:
     """All of a deployment's projections, driven together."""
 
     def __init__(
-        self, application: Application[UUID], database: Database, projections: Sequence[Projection]
+        self, application: Application[UUID], database: Database, projections: Sequence[ReadModel]
     ) -> None:
         self.application = application
         self.database = database
-        self.runners = [ProjectionRunner(application, database, p) for p in projections]
+        self.runners = [TrackedView(application, database, p) for p in projections]
         self._lock = threading.Lock()
 
     def create_tables(self) -> None:
@@ -43,14 +43,14 @@ class Projector:
     def positions(self) -> dict[str, int]:
         return read_positions(self.database, self.runners)
 
-    def runner(self, name: str) -> ProjectionRunner:
+    def runner(self, name: str) -> TrackedView:
         for runner in self.runners:
             if runner.name == name:
                 return runner
         raise KeyError(name)
 
 
-class Follower:
+class BackgroundCatchUp:
     """Keeps the read models following events written elsewhere (scripts, imports, other hosts)."""
 
     def __init__(self, projector: Projector, interval: float = 1.0) -> None:

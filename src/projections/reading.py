@@ -16,7 +16,7 @@ from projections.failures import is_transient
 from store.sealing import REQUEST_ID
 
 if TYPE_CHECKING:
-    from projections.runner import ProjectionRunner
+    from projections.runner import TrackedView
 
 
 @dataclass(frozen=True)
@@ -61,7 +61,7 @@ class DecodedEvent:
 
 def read_batch(
     application: Application[UUID],
-    runners: Sequence[ProjectionRunner],
+    runners: Sequence[TrackedView],
     after: int,
     head: int,
     batch_size: int,

@@ -30,7 +30,7 @@ from psycopg.rows import dict_row
 from projections.containment import log_failures
 from projections.failures import ProjectionFailure, clear_failures, record_failures
 from projections.reading import read_batch
-from projections.runner import ProjectionRunner
+from projections.runner import TrackedView
 from projections.scratch import REPLAY_BATCH, MemoryScratch, Progress, replay
 from store.database import StoreConfig, Tx
 
@@ -75,14 +75,14 @@ class RebuildReport:
         return self.events / max(self.seconds, 1e-6)
 
 
-def rebuildable(runners: Sequence[ProjectionRunner]) -> list[ProjectionRunner]:
+def rebuildable(runners: Sequence[TrackedView]) -> list[TrackedView]:
     """The read models a rebuild can build; a policy without tables (erasure) has nothing to rebuild."""
     return [runner for runner in runners if runner.projection.tables]
 
 
 def rebuild_live(
     application: Application[UUID],
-    runners: Sequence[ProjectionRunner],
+    runners: Sequence[TrackedView],
     url: str,
     progress: Progress | None = None,
 ) -> RebuildReport:
@@ -107,7 +107,7 @@ def rebuild_live(
     return RebuildReport(list(views.values()), progress.total, progress.seconds())
 
 
-def _catch_up(runner: ProjectionRunner) -> None:
+def _catch_up(runner: TrackedView) -> None:
     """Best effort: the swap is committed, and a live service's catch-up does this too."""
     try:
         runner.catch_up()
@@ -118,7 +118,7 @@ def _catch_up(runner: ProjectionRunner) -> None:
 def _build(
     application: Application[UUID],
     scratch: MemoryScratch,
-    runners: Sequence[ProjectionRunner],
+    runners: Sequence[TrackedView],
     views: dict[str, Rebuilt],
     progress: Progress,
 ) -> int:
@@ -149,7 +149,7 @@ class _SqliteTarget:
         self.live_file = StoreConfig.from_url(url).env["SQLITE_DBNAME"]
         self.scratch = scratch
 
-    def stage(self, runner: ProjectionRunner) -> None:
+    def stage(self, runner: TrackedView) -> None:
         """Nothing to do: the new tables are the in-memory ones."""
 
     @contextmanager
@@ -203,7 +203,7 @@ class _PostgresTarget:
         self.connection.execute(f"CREATE SCHEMA {SCHEMA}")
         self.connection.execute(f"SET search_path = {SCHEMA}")
 
-    def stage(self, runner: ProjectionRunner) -> None:
+    def stage(self, runner: TrackedView) -> None:
         """The view's replayed rows, by COPY, into tables of the schema made by the view's own DDL.
 
         Tables a view's DDL makes but does not own (`erased_workflows`) are dropped again, so the
@@ -265,7 +265,7 @@ def _target(url: str, scratch: MemoryScratch) -> Iterator[_Target]:
 
 
 def _swap_or_keep(
-    application: Application[UUID], target: _Target, runner: ProjectionRunner, built: int, view: Rebuilt
+    application: Application[UUID], target: _Target, runner: TrackedView, built: int, view: Rebuilt
 ) -> None:
     try:
         target.stage(runner)
@@ -276,7 +276,7 @@ def _swap_or_keep(
 
 
 def _swap(
-    application: Application[UUID], target: _Target, runner: ProjectionRunner, built: int, view: Rebuilt
+    application: Application[UUID], target: _Target, runner: TrackedView, built: int, view: Rebuilt
 ) -> int:
     """In one transaction: catch the new tables up to the old view, replace it, move its position.
 

@@ -20,7 +20,7 @@ from projections.analytics import dump_tables
 from projections.analytics_queries import RelatedCounts
 from projections.documents import EPOCH, epoch_ms, iso_ms
 from projections.erasure import ERASED_WORKFLOWS_DDL, is_erased, mark_erased
-from projections.projection import Projection
+from projections.read_model import ReadModel
 from store.database import Database, Tx
 
 
@@ -57,7 +57,7 @@ TABLE_COLUMNS = {
 }
 
 
-class RelatedProjection(Projection):
+class RelatedProjection(ReadModel):
     """Keeps, per workflow, every entity its runs linked, with distinct run counts and last run."""
 
     name = "related"

@@ -10,14 +10,14 @@ from eventsourcing.application import Application
 
 from projections.containment import ViewFailed, apply_all, apply_contained, log_failures
 from projections.failures import FAILURES_DDL, ProjectionFailure, clear_failures, record_failures
-from projections.projection import Projection
+from projections.read_model import ReadModel
 from projections.reading import DecodedEvent, read_batch
 from store.database import Database, Tx
 
 BATCH_SIZE = 500
 
 
-class ProjectionRunner:
+class TrackedView:
     """Brings one projection up to the event store's head; safe from many threads and processes.
 
     Each batch moves the tracking row from the position it read to the new one with a
@@ -29,7 +29,7 @@ class ProjectionRunner:
         self,
         application: Application[UUID],
         database: Database,
-        projection: Projection,
+        projection: ReadModel,
         batch_size: int = BATCH_SIZE,
     ) -> None:
         self.application = application
@@ -132,7 +132,7 @@ class _Overtaken(Exception):
     """Another runner advanced a view first: the batch is rolled back and read again."""
 
 
-def read_positions(database: Database, runners: Sequence[ProjectionRunner]) -> dict[str, int]:
+def read_positions(database: Database, runners: Sequence[TrackedView]) -> dict[str, int]:
     """Every runner's position, read in one transaction."""
     positions: dict[str, int] = {}
     with database.transaction(commit=False) as tx:
@@ -145,7 +145,7 @@ def read_positions(database: Database, runners: Sequence[ProjectionRunner]) -> d
 def catch_up(
     application: Application[UUID],
     database: Database,
-    runners: Sequence[ProjectionRunner],
+    runners: Sequence[TrackedView],
     lock: threading.Lock,
     up_to: int | None = None,
     max_batches: int | None = None,
@@ -180,7 +180,7 @@ def catch_up(
 
 def _commit_batch(
     database: Database,
-    runners: Sequence[ProjectionRunner],
+    runners: Sequence[TrackedView],
     positions: dict[str, int],
     events: Sequence[DecodedEvent],
     new_position: int,
@@ -198,7 +198,7 @@ def _commit_batch(
 
 def _apply_batch(
     database: Database,
-    runners: Sequence[ProjectionRunner],
+    runners: Sequence[TrackedView],
     positions: dict[str, int],
     events: Sequence[DecodedEvent],
     new_position: int,

@@ -22,7 +22,7 @@ from domain.run import FINISHED, Run
 from domain.workflow import Workflow
 from projections.documents import SandboxConfig, decode_dict, encode, iso_ms, micros
 from projections.erasure import ERASED_WORKFLOWS_DDL, is_erased, mark_erased
-from projections.projection import Projection
+from projections.read_model import ReadModel
 from store.database import Database, Tx
 
 
@@ -86,7 +86,7 @@ def duration_ms(document: dict[str, Any]) -> int | None:
     return epoch_ms(document["completedAt"]) - epoch_ms(begin)
 
 
-class RunsProjection(Projection):
+class RunsProjection(ReadModel):
     """Keeps `runs` equal to the current state of every run whose workflow was not erased."""
 
     name = "runs"

@@ -26,7 +26,7 @@ from eventsourcing.persistence import Mapper, Notification
 
 from projections.failures import ProjectionFailure
 from projections.reading import read_batch
-from projections.runner import ProjectionRunner
+from projections.runner import TrackedView
 from store.database import Dialect, Tx
 from store.sealing import DataKeys, SealingMapper
 
@@ -77,7 +77,7 @@ class MemoryScratch:
             raise
         cursor.execute("COMMIT")
 
-    def create_tables(self, runners: Sequence[ProjectionRunner]) -> None:
+    def create_tables(self, runners: Sequence[TrackedView]) -> None:
         """The views' tables and indexes, empty, from their own DDL."""
         with self.transaction() as tx:
             for runner in runners:
@@ -184,7 +184,7 @@ def replay_mapper(application: Application[UUID]) -> tuple[Mapper[UUID], Remembe
 def replay(
     application: Application[UUID],
     scratch: MemoryScratch,
-    runners: Sequence[ProjectionRunner],
+    runners: Sequence[TrackedView],
     stops: dict[str, int],
     progress: Progress | None = None,
     start: int = 0,

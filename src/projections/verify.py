@@ -21,7 +21,7 @@ from uuid import UUID
 
 from eventsourcing.application import Application
 
-from projections.runner import ProjectionRunner
+from projections.runner import TrackedView
 from projections.scratch import MemoryScratch, Progress, replay
 from store.database import Database, Tx
 
@@ -99,7 +99,7 @@ class VerifyReport:
 def verify(
     application: Application[UUID],
     database: Database,
-    runners: Sequence[ProjectionRunner],
+    runners: Sequence[TrackedView],
     progress: Progress | None = None,
 ) -> VerifyReport:
     """Compare every table of every view in `runners` with a fresh in-memory replay.
@@ -130,9 +130,7 @@ def verify(
     return report
 
 
-def _snapshot(
-    database: Database, runners: Sequence[ProjectionRunner], scratch: MemoryScratch
-) -> dict[str, int]:
+def _snapshot(database: Database, runners: Sequence[TrackedView], scratch: MemoryScratch) -> dict[str, int]:
     """Every view's position, and a copy of its tables in `live`, as of one moment."""
     positions: dict[str, int] = {}
     with database.transaction(commit=False) as tx:

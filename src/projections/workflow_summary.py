@@ -21,7 +21,7 @@ from projections.documents import (
     micros,
     render_document,
 )
-from projections.projection import WORKFLOW_EVENTS, Projection, topics_of
+from projections.read_model import WORKFLOW_EVENTS, ReadModel, topics_of
 from store.database import Database, Tx
 
 
@@ -33,7 +33,7 @@ class PageKey:
     workflow_id: str
 
 
-class WorkflowSummaryProjection(Projection):
+class WorkflowSummaryProjection(ReadModel):
     """Keeps `workflow_summary` equal to the current state of every workflow not erased."""
 
     name = "workflow_summary"

@@ -18,7 +18,7 @@ from projections.documents import (
     encode,
     render_document,
 )
-from projections.projection import Projection, topics_of
+from projections.read_model import ReadModel, topics_of
 from store.database import Database, Tx
 
 Source = Literal["create", "update", "rename", "revert", "duplicate"]
@@ -55,7 +55,7 @@ class WorkflowVersions(Struct, rename="camel"):
 decode_entry = msgspec.json.Decoder(VersionEntry).decode
 
 
-class WorkflowVersionsProjection(Projection):
+class WorkflowVersionsProjection(ReadModel):
     """Keeps `workflow_version` equal to the content history of every workflow not erased."""
 
     name = "workflow_version"

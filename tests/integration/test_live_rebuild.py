@@ -13,7 +13,7 @@ import pytest
 
 from composition.services import Services
 from projections import rebuild
-from projections.runner import ProjectionRunner
+from projections.runner import TrackedView
 from tests.conftest import Api
 from tests.integration.conftest import Server, run_cli
 
@@ -195,7 +195,7 @@ def test_writes_between_the_build_and_the_swap_are_in_the_swapped_view(
         return built
 
     monkeypatch.setattr(rebuild, "_build", build_then_write)
-    monkeypatch.setattr(ProjectionRunner, "catch_up", lambda *_, **__: 0)  # the swap alone must do it
+    monkeypatch.setattr(TrackedView, "catch_up", lambda *_, **__: 0)  # the swap alone must do it
 
     report = rebuild.rebuild_live(
         backend.workflows, rebuild.rebuildable(backend.projector.runners), database_url

@@ -10,7 +10,7 @@ import pytest
 from composition.services import Services
 from composition.settings import Settings
 from domain.workflow import Actor
-from projections.runner import ProjectionRunner
+from projections.runner import TrackedView
 
 ACTOR: Actor = {"keyId": "k1", "keyName": "ops"}
 STEPS = [{"type": "designer", "cliId": "claude", "model": None, "instructions": None, "id": None}]
@@ -34,7 +34,7 @@ def fill(backend: Services, project_id: str, count: int = 12) -> None:
             service.permanently_delete_workflow(ACTOR, project_id, workflow_id)
 
 
-def dump(backend: Services, runner: ProjectionRunner) -> dict[str, list[dict[str, Any]]]:
+def dump(backend: Services, runner: TrackedView) -> dict[str, list[dict[str, Any]]]:
     tables: dict[str, list[dict[str, Any]]] = {}
     with backend.database.transaction(commit=False) as tx:
         for table in runner.projection.tables:
@@ -43,7 +43,7 @@ def dump(backend: Services, runner: ProjectionRunner) -> dict[str, list[dict[str
     return tables
 
 
-def rebuilt(backend: Services, runner: ProjectionRunner) -> dict[str, list[dict[str, Any]]]:
+def rebuilt(backend: Services, runner: TrackedView) -> dict[str, list[dict[str, Any]]]:
     runner.drop_tables()
     runner.create_tables()
     runner.catch_up()

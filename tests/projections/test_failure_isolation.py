@@ -17,9 +17,9 @@ from composition.settings import Settings
 from domain.run import Run
 from domain.workflow import Actor, Workflow
 from projections.failures import is_transient
-from projections.projection import Projection
+from projections.read_model import ReadModel
 from projections.related import RelatedProjection
-from projections.runner import ProjectionRunner
+from projections.runner import TrackedView
 from projections.workflow_versions import WorkflowVersionsProjection
 
 ACTOR: Actor = {"keyId": "k1", "keyName": "ops"}
@@ -29,7 +29,7 @@ NUL_NAME = "Ada\x00Lovelace"
 
 def fail_on(
     monkeypatch: pytest.MonkeyPatch,
-    projection: type[Projection],
+    projection: type[ReadModel],
     marked: Callable[[Any], bool],
     error: Callable[[], BaseException],
 ) -> None:
@@ -85,7 +85,7 @@ def head(backend: Services) -> int:
     return backend.workflows.recorder.max_notification_id() or 0
 
 
-def dump(backend: Services, runner: ProjectionRunner) -> dict[str, list[dict[str, Any]]]:
+def dump(backend: Services, runner: TrackedView) -> dict[str, list[dict[str, Any]]]:
     tables: dict[str, list[dict[str, Any]]] = {}
     with backend.database.transaction(commit=False) as tx:
         for table in runner.projection.tables:

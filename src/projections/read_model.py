@@ -28,7 +28,7 @@ def topics_of(*classes: type) -> tuple[str, ...]:
     return tuple(get_topic(cls) for cls in classes)
 
 
-class Projection(ABC):
+class ReadModel(ABC):
     """A read model: its tables, the event topics it reads, and how each event changes its rows.
 
     `apply` gets domain events and `Tombstone`s, each with its store position (`position_of`).
