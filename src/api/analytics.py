@@ -4,16 +4,18 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from litestar import Controller, get
+from litestar import Controller
+from litestar.di import NamedDependency
 from litestar.params import QueryParameter
 
-from api.auth import PrincipalDep, ServicesDep
-from api.errors import READ_ERRORS
+from api.dependencies import PRINCIPAL, PrincipalDep, from_services
 from api.params import WorkflowId
+from api.routes import read
 from domain.errors import NotFound
 from projections.analytics_buckets import MAX_DAYS, MIN_DAYS, Granularity
-from projections.analytics_queries import AnalyticsAnswer
-from projections.related import RelatedAnswer
+from projections.analytics_queries import Analytics, RunStatistics
+from projections.related_queries import Related, RelatedEntities
+from projections.workflow_summary_queries import WorkflowSummaries
 
 Days = Annotated[
     int,
@@ -24,9 +26,9 @@ GranularityParam = Annotated[
 ]
 
 
-def check_workflow(backend: ServicesDep, project_id: str, workflow_id: str) -> None:
+def check_workflow(summaries: WorkflowSummaries, project_id: str, workflow_id: str) -> None:
     """An unknown, erased or other project's workflow is 404, as on every route."""
-    if backend.summaries.get(project_id, workflow_id) is None:
+    if summaries.get(project_id, workflow_id) is None:
         raise NotFound(f"no workflow has id {workflow_id!r}")
 
 
@@ -35,12 +37,16 @@ class WorkflowAnalyticsController(Controller):
 
     path = "/workflows"
     tags = ["workflows"]
+    dependencies = {
+        "principal": PRINCIPAL,
+        "summaries": from_services(lambda services: services.summaries),
+        "analytics": from_services(lambda services: services.analytics),
+        "related": from_services(lambda services: services.related),
+    }
 
-    @get(
+    @read(
         "/analytics",
-        sync_to_thread=True,
-        responses=READ_ERRORS,
-        summary="Run statistics of a workflow over recent days",
+        "Run statistics of a workflow over recent days",
         description=(
             "Runs created in the window, by their current status, summed per bucket. "
             "`p95DurationMs` comes from a log-scale histogram: never below the exact nearest-rank "
@@ -50,23 +56,24 @@ class WorkflowAnalyticsController(Controller):
     )
     def get_workflow_analytics(
         self,
-        backend: ServicesDep,
+        summaries: NamedDependency[WorkflowSummaries],
+        analytics: NamedDependency[Analytics],
+        related: NamedDependency[Related],
         principal: PrincipalDep,
         id: WorkflowId,
         days: Days = 30,
         granularity: GranularityParam = "daily",
-    ) -> AnalyticsAnswer:
-        check_workflow(backend, principal.project_id, id)
-        return backend.analytics.answer(id, days, granularity, backend.related.counts(id))
+    ) -> RunStatistics:
+        check_workflow(summaries, principal.project_id, id)
+        return analytics.run_statistics(id, days, granularity, related.counts(id))
 
-    @get(
-        "/related",
-        sync_to_thread=True,
-        responses=READ_ERRORS,
-        summary="Personas, issues and learning versions a workflow's runs used",
-    )
+    @read("/related", "Personas, issues and learning versions a workflow's runs used")
     def get_workflow_related(
-        self, backend: ServicesDep, principal: PrincipalDep, id: WorkflowId
-    ) -> RelatedAnswer:
-        check_workflow(backend, principal.project_id, id)
-        return backend.related.answer(id)
+        self,
+        summaries: NamedDependency[WorkflowSummaries],
+        related: NamedDependency[Related],
+        principal: PrincipalDep,
+        id: WorkflowId,
+    ) -> RelatedEntities:
+        check_workflow(summaries, principal.project_id, id)
+        return related.entities(id)

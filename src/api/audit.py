@@ -7,18 +7,19 @@ from datetime import datetime
 from typing import Annotated
 
 import msgspec
-from litestar import Controller, get
+from litestar import Controller
+from litestar.di import NamedDependency
 from litestar.params import QueryParameter
-from msgspec import Struct
 
-from api.auth import CursorsDep, PrincipalDep, ServicesDep
-from api.errors import READ_ERRORS
+from api.dependencies import CURSORS, PRINCIPAL, CursorsDep, PrincipalDep, from_services
 from api.params import Cursor, Limit, WorkflowId
-from composition.services import Services
+from api.routes import read
+from domain.camel import CamelStruct
 from domain.errors import InvalidInput, NotFound
 from projections.audit import PublicType
-from projections.audit_queries import AuditFilter, AuditItem
+from projections.audit_queries import AuditFilter, AuditItem, AuditLog
 from projections.documents import WorkflowDocument, epoch_ms
+from projections.workflow_versions import VersionHistory
 
 RFC3339 = re.compile(r"\d{4}-\d{2}-\d{2}[Tt ]\d{2}:\d{2}:\d{2}(\.\d{1,9})?([Zz]|[+-]\d{2}:\d{2})")
 TIME_EXAMPLE = "2026-11-28T09:15:02.123Z"
@@ -39,7 +40,7 @@ AsOf = Annotated[
 ]
 
 
-class AuditPage(Struct, rename="camel"):
+class AuditPage(CamelStruct):
     """A page of history or audit-log items, oldest first; pass `nextCursor` back as `cursor`."""
 
     items: list[AuditItem]
@@ -62,10 +63,12 @@ def optional_time(value: str | None, field: str) -> int | None:
     return None if value is None else parse_time(value, field)
 
 
-def document_as_of(backend: Services, project_id: str, workflow_id: str, as_of: str) -> WorkflowDocument:
+def document_as_of(
+    audit: AuditLog, history: VersionHistory, project_id: str, workflow_id: str, as_of: str
+) -> WorkflowDocument:
     """The document at the content version current at `as_of`, with its lifecycle then; 404 before it."""
-    point = backend.audit.point_in_time(project_id, workflow_id, parse_time(as_of, "asOf"))
-    document = None if point is None else backend.history.document(project_id, workflow_id, point.version)
+    point = audit.point_in_time(project_id, workflow_id, parse_time(as_of, "asOf"))
+    document = None if point is None else history.document(project_id, workflow_id, point.version)
     if point is None or document is None:
         raise NotFound(f"no workflow had id {workflow_id!r} at {as_of}")
     return msgspec.structs.replace(document, updated_at=point.updated_at, deleted_at=point.deleted_at)
@@ -76,16 +79,16 @@ class AuditController(Controller):
 
     path = "/"
     tags = ["audit"]
+    dependencies = {
+        "principal": PRINCIPAL,
+        "cursors": CURSORS,
+        "audit": from_services(lambda services: services.audit),
+    }
 
-    @get(
-        "/workflows/history",
-        sync_to_thread=True,
-        responses=READ_ERRORS,
-        summary="A workflow's stored events, oldest first",
-    )
+    @read("/workflows/history", "A workflow's stored events, oldest first")
     def get_workflow_history(
         self,
-        backend: ServicesDep,
+        audit: NamedDependency[AuditLog],
         cursors: CursorsDep,
         principal: PrincipalDep,
         id: WorkflowId,
@@ -95,17 +98,17 @@ class AuditController(Controller):
         """Each event with what it changed; `404` once the workflow is permanently deleted."""
         scope = f"history:{principal.project_id}:{id}"
         after = 0 if cursor is None else cursors.decode(scope, cursor)[0]
-        found = backend.audit.history(principal.project_id, id, after=after, limit=limit)
+        found = audit.history(principal.project_id, id, after=after, limit=limit)
         if found is None:
             raise NotFound(f"no workflow has id {id!r}")
         items, more = found
         next_cursor = cursors.encode(scope, (items[-1].position, "")) if more else None
         return AuditPage(items=items, next_cursor=next_cursor, has_more=more)
 
-    @get("/events", sync_to_thread=True, responses=READ_ERRORS, summary="The project's audit log")
+    @read("/events", "The project's audit log")
     def list_events(
         self,
-        backend: ServicesDep,
+        audit: NamedDependency[AuditLog],
         cursors: CursorsDep,
         principal: PrincipalDep,
         limit: Limit = 50,
@@ -138,6 +141,6 @@ class AuditController(Controller):
             since_ms=optional_time(since, "since"),
             until_ms=optional_time(until, "until"),
         )
-        items, more = backend.audit.events(principal.project_id, where, limit=limit)
+        items, more = audit.events(principal.project_id, where, limit=limit)
         next_cursor = cursors.encode(scope, (items[-1].position, "")) if more else None
         return AuditPage(items=items, next_cursor=next_cursor, has_more=more)

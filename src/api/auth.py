@@ -1,50 +1,56 @@
-"""Bearer API keys: every /api/v1 request acts as one key, in that key's project, within that key's scope."""
+"""Bearer API keys: every /api/v1 request acts as one live key (401), within that key's scope (403), in
+that key's project. Litestar's authentication middleware finds the key; a guard checks its scope."""
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
+from anyio import to_thread
 from litestar import Request
-from litestar.datastructures import State
-from litestar.di import NamedDependency
 from litestar.exceptions import NotAuthorizedException, PermissionDeniedException
+from litestar.middleware import DefineMiddleware
+from litestar.middleware.authentication import AbstractAuthenticationMiddleware, AuthenticationResult
 
-from api.pagination import Cursors
 from api.scopes import bearer_secret, in_scope, out_of_scope, principal_of
-from composition.services import Services
 from store.accounts import Principal
 
-ServicesDep = NamedDependency[Services]
-"""A handler parameter `backend: ServicesDep` receives the process's backend."""
-CursorsDep = NamedDependency[Cursors]
-"""A handler parameter `cursors: CursorsDep` receives the deployment's cursor codec."""
-PrincipalDep = NamedDependency[Principal]
-"""A handler parameter `principal: PrincipalDep` receives the authenticated caller."""
+if TYPE_CHECKING:
+    from litestar.connection import ASGIConnection
+    from litestar.handlers import BaseRouteHandler
+
+    from composition.services import Services
 
 
-def provide_backend(state: State) -> Services:
-    backend: Services = state.backend
-    return backend
+class ApiKeyAuthentication(AbstractAuthenticationMiddleware):
+    """Finds the request's key: missing or malformed, unknown, revoked or expired are 401.
+
+    The lookup is database I/O, so it runs in a worker thread; the rate limiter and the
+    Idempotency-Key middleware, which run first, share its answer (`api.scopes.principal_of`).
+    """
+
+    async def authenticate_request(
+        self, connection: ASGIConnection[Any, Any, Any, Any]
+    ) -> AuthenticationResult:
+        if bearer_secret(connection.scope) is None:
+            raise NotAuthorizedException("send an API key as 'Authorization: Bearer <key>'")
+        services: Services = connection.app.state.services
+        principal = await to_thread.run_sync(principal_of, services.accounts, connection.scope)
+        if principal is None:
+            raise NotAuthorizedException("the API key is unknown, revoked or expired")
+        return AuthenticationResult(user=principal, auth=None)
 
 
-def provide_cursors(state: State) -> Cursors:
-    cursors: Cursors = state.cursors
-    return cursors
+API_KEYS = DefineMiddleware(ApiKeyAuthentication, exclude_http_methods=[])
+"""The middleware for the /api/v1 router; every method needs a key, OPTIONS too."""
 
 
-def authenticate(request: Request[Any, Any, Any]) -> Principal:
-    """The key's principal: a missing, malformed, unknown, revoked or expired key is 401; out of scope 403."""
-    if bearer_secret(request.scope) is None:
-        raise NotAuthorizedException("send an API key as 'Authorization: Bearer <key>'")
-    principal = principal_of(provide_backend(request.app.state).accounts, request.scope)
-    if principal is None:
-        raise NotAuthorizedException("the API key is unknown, revoked or expired")
-    if not in_scope(principal, request.scope):
-        raise PermissionDeniedException(out_of_scope(principal, request.scope))
-    return principal
+async def within_key_scope(connection: ASGIConnection[Any, Principal, Any, Any], _: BaseRouteHandler) -> None:
+    """The guard after authentication: a key whose scope does not allow the route is 403 (async: no I/O,
+    so Litestar runs it on the event loop rather than in a thread)."""
+    if not in_scope(connection.user, connection.scope):
+        raise PermissionDeniedException(out_of_scope(connection.user, connection.scope))
 
 
-def provide_principal(request: Request[Any, Any, Any]) -> Principal:
-    """The principal `check_request` authenticated for this request."""
-    principal: Principal = request.state.principal
-    return principal
+def provide_principal(request: Request[Principal, Any, Any]) -> Principal:
+    """The caller the middleware authenticated."""
+    return request.user

@@ -14,13 +14,14 @@ from eventsourcing.persistence import PersistenceError
 from litestar import Request, Response
 from litestar.exceptions import HTTPException, NotAuthorizedException, ValidationException
 from litestar.openapi.datastructures import ResponseSpec
+from litestar.openapi.spec import Example
 from msgspec import UNSET, Struct, UnsetType
 
 from domain.errors import Busy, Conflict, DomainError, InvalidInput, NotFound, VersionConflict
 from store.outage import is_outage
 
 if TYPE_CHECKING:
-    from litestar.types import Send
+    from litestar.types import ExceptionHandler, ExceptionHandlersMap, Send
 
 PROBLEM_MEDIA_TYPE = "application/problem+json"
 PROBLEM_BASE = "https://workflow-service.dev/problems/"
@@ -67,6 +68,30 @@ TITLES = {
 }
 
 
+EXAMPLES = {
+    400: Example(
+        summary="A body field breaks its bounds",
+        value={
+            "type": PROBLEM_BASE + "invalid-input",
+            "title": TITLES[400][1],
+            "status": 400,
+            "detail": "maxIterations: Expected `int` <= 100",
+            "errors": [{"field": "maxIterations", "message": "Expected `int` <= 100"}],
+        },
+    ),
+    409: Example(
+        summary="The workflow changed since the caller read it",
+        value={
+            "type": PROBLEM_BASE + "version-conflict",
+            "title": TITLES[409][1],
+            "status": 409,
+            "detail": "expected version 3, but the current version is 4",
+        },
+    ),
+}
+"""What a client most often has to handle, shown in the OpenAPI document."""
+
+
 def problem_responses(*statuses: int) -> dict[int, ResponseSpec]:
     """OpenAPI entries for the problem documents a route can answer."""
     return {
@@ -75,6 +100,7 @@ def problem_responses(*statuses: int) -> dict[int, ResponseSpec]:
             media_type=PROBLEM_MEDIA_TYPE,
             description=TITLES[status][1],
             generate_examples=False,
+            examples=[EXAMPLES[status]] if status in EXAMPLES else None,
         )
         for status in statuses
     }
@@ -132,16 +158,17 @@ async def send_problem(
     await send({"type": "http.response.body", "body": body, "more_body": False})
 
 
-def on_domain_error(_: Request[Any, Any, Any], error: DomainError) -> Response[Problem]:
-    if isinstance(error, InvalidInput):
-        return problem(400, error.detail, [FieldError(error.field, error.message)])
-    if isinstance(error, NotFound):
-        return problem(404, error.detail)
-    if isinstance(error, VersionConflict):
-        return problem(409, error.detail, slug="version-conflict")
-    if isinstance(error, Conflict):
-        return problem(409, error.detail)
-    return problem(400, error.detail)  # pragma: no cover - every DomainError is mapped above
+def on_invalid_input(_: Request[Any, Any, Any], error: InvalidInput) -> Response[Problem]:
+    return problem(400, error.detail, [FieldError(error.field, error.message)])
+
+
+def answer_with(status: int, slug: str | None = None) -> ExceptionHandler[DomainError]:
+    """A handler answering an error with this status, its detail as the problem's."""
+
+    def handler(_: Request[Any, Any, Any], error: DomainError) -> Response[Problem]:
+        return problem(status, error.detail, slug=slug)
+
+    return handler
 
 
 def on_validation_error(_: Request[Any, Any, Any], error: ValidationException) -> Response[Problem]:
@@ -171,9 +198,12 @@ def field_error(item: dict[str, Any]) -> FieldError:
 
 def on_http_error(_: Request[Any, Any, Any], error: HTTPException) -> Response[Problem]:
     headers = dict(error.headers or {})  # Retry-After of a 429, Allow of a 405
-    if isinstance(error, NotAuthorizedException):
-        headers["WWW-Authenticate"] = "Bearer"
     return problem(error.status_code, str(error.detail), headers=headers or None)
+
+
+def on_unauthorized(_: Request[Any, Any, Any], error: NotAuthorizedException) -> Response[Problem]:
+    """A 401 names the scheme the key goes in (RFC 9110 §11.6.1)."""
+    return problem(401, str(error.detail), headers={**(error.headers or {}), "WWW-Authenticate": "Bearer"})
 
 
 def on_busy(_: Request[Any, Any, Any], error: Busy) -> Response[Problem]:
@@ -194,9 +224,14 @@ def on_unexpected_error(request: Request[Any, Any, Any], error: Exception) -> Re
     return problem(500, "the server failed to answer this request; it has been logged")
 
 
-EXCEPTION_HANDLERS: Any = {
-    DomainError: on_domain_error,
+EXCEPTION_HANDLERS: ExceptionHandlersMap = {
+    InvalidInput: on_invalid_input,
+    NotFound: answer_with(404),
+    VersionConflict: answer_with(409, "version-conflict"),
+    Conflict: answer_with(409),
+    DomainError: answer_with(400),
     ValidationException: on_validation_error,
+    NotAuthorizedException: on_unauthorized,
     HTTPException: on_http_error,
     Busy: on_busy,
     PersistenceError: on_store_error,
@@ -204,3 +239,5 @@ EXCEPTION_HANDLERS: Any = {
     sqlite3.Error: on_store_error,
     Exception: on_unexpected_error,
 }
+"""Each error to its problem document. Litestar picks the entry of the closest class in the error's MRO,
+so a `VersionConflict` is answered by its own entry, and any other `Conflict` by the one above it."""

@@ -8,17 +8,21 @@ from typing import Annotated, Any, Literal
 
 from anyio import to_thread
 from litestar import Controller, Request, post
+from litestar.di import NamedDependency
 from litestar.exceptions.http_exceptions import RequestEntityTooLarge
 from litestar.params import JSONBody, PathParameter
-from msgspec import Struct
 
-from api.auth import PrincipalDep, ServicesDep
-from api.errors import WRITE_ERRORS, UnsupportedMediaType, problem_responses
+from api.dependencies import PRINCIPAL, PrincipalDep, from_services
+from api.errors import UnsupportedMediaType, problem_responses
+from api.routes import write
 from api.schemas import Body
+from api.upload_body import BinaryUploadOperation
 from composition.settings import Settings, host_name
+from domain.camel import CamelStruct
 from domain.errors import InvalidInput
+from domain.formats import Timestamp, openapi
 from projections.documents import iso_ms
-from store.files import MAX_UPLOAD_BYTES, NotAnImage, UploadTooLarge
+from store.files import MAX_UPLOAD_BYTES, Files, NotAnImage, UploadTooLarge
 
 UPLOADS_PATH = "/uploads"
 HOST_HEADER = re.compile(
@@ -33,14 +37,14 @@ class RequestUploadUrl(Body):
     content_type: ImageType | None = None
 
 
-class UploadUrl(Struct, rename="camel"):
+class UploadUrl(CamelStruct):
     """Where to send the bytes: absolute, single use, no API key needed, valid until `expiresAt`."""
 
-    upload_url: str
-    expires_at: str
+    upload_url: Annotated[str, openapi("Where to POST the image's bytes", format="uri")]
+    expires_at: Timestamp
 
 
-class UploadedFile(Struct, rename="camel"):
+class UploadedFile(CamelStruct):
     """Pass `storageId` as one of `referenceImageIds` in `runs/start`."""
 
     storage_id: str
@@ -54,23 +58,23 @@ class FileController(Controller):
 
     path = "/files"
     tags = ["files"]
+    dependencies = {
+        "principal": PRINCIPAL,
+        "files": from_services(lambda services: services.files),
+        "settings": from_services(lambda services: services.settings),
+    }
 
-    @post(
-        "/upload-url",
-        sync_to_thread=True,
-        responses=WRITE_ERRORS,
-        status_code=200,
-        summary="Get a single-use upload URL",
-    )
+    @write("/upload-url", "Get a single-use upload URL")
     def create_upload_url(
         self,
         request: Request[Any, Any, Any],
-        backend: ServicesDep,
+        files: NamedDependency[Files],
+        settings: NamedDependency[Settings],
         principal: PrincipalDep,
         data: JSONBody[RequestUploadUrl],
     ) -> UploadUrl:
-        base = upload_base(request, backend.settings)
-        slot = backend.files.create_upload_slot(principal.project_id, data.content_type)
+        base = upload_base(request, settings)
+        slot = files.create_upload_slot(principal.project_id, data.content_type)
         return UploadUrl(upload_url=f"{base}{UPLOADS_PATH}/{slot.token}", expires_at=iso_ms(slot.expires_at))
 
 
@@ -106,14 +110,17 @@ def host_allowed(host: str, allowed: tuple[str, ...]) -> bool:
     request_max_body_size=MAX_UPLOAD_BYTES,
     responses=problem_responses(404, 409, 413, 415),
     tags=["files"],
+    dependencies={"files": from_services(lambda services: services.files)},
+    operation_class=BinaryUploadOperation,
     summary="Upload an image to a URL from files/upload-url",
     description="The raw bytes of one PNG, JPEG, GIF or WebP image (checked by content), at most 10 MiB. "
     "The URL is the credential: no API key. Unknown URL 404; used or expired 409; not an image 415; "
     "too large 413. A refused body leaves the URL usable until it expires.",
 )
-async def upload_file(request: Request[Any, Any, Any], backend: ServicesDep, token: Token) -> UploadedFile:
+async def upload_file(
+    request: Request[Any, Any, Any], files: NamedDependency[Files], token: Token
+) -> UploadedFile:
     """Stream the body to disk chunk by chunk; the slot is claimed only once the bytes are accepted."""
-    files = backend.files
     await to_thread.run_sync(files.check_slot, token)
     incoming = await to_thread.run_sync(files.receive)
     try:

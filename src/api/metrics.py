@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from litestar import Response, get
-from litestar.datastructures import State
+from litestar.di import NamedDependency
 from litestar.enums import ScopeType
 from prometheus_client import (
     CONTENT_TYPE_LATEST,
@@ -33,7 +33,9 @@ from prometheus_client import (
 from prometheus_client.metrics_core import GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
-from composition.services import Services
+from api.dependencies import from_services
+from domain.service import WorkflowService
+from projections.projector import Projector
 from store.outage import is_outage
 
 if TYPE_CHECKING:
@@ -69,16 +71,16 @@ class StoreProgress:
 
 
 def read_progress(
-    backend: Services, now: Callable[[], datetime] = lambda: datetime.now(UTC)
+    projector: Projector, workflows: WorkflowService, now: Callable[[], datetime] = lambda: datetime.now(UTC)
 ) -> StoreProgress:
     """Every view's position and lag: two queries when all are caught up, one more per lagging position.
 
     Positions are read before the head, so a view is never reported ahead of the store.
     """
-    positions = backend.projector.positions()
-    head = backend.workflows.recorder.max_notification_id() or 0
+    positions = projector.positions()
+    head = workflows.recorder.max_notification_id() or 0
     ages = {
-        position: _age_of_first_event_after(backend, position, now())
+        position: _age_of_first_event_after(workflows, position, now())
         for position in set(positions.values())
         if position < head
     }
@@ -89,13 +91,12 @@ def read_progress(
     return StoreProgress(head, views)
 
 
-def _age_of_first_event_after(backend: Services, position: int, now: datetime) -> float:
+def _age_of_first_event_after(workflows: WorkflowService, position: int, now: datetime) -> float:
     """Seconds since the oldest event the view has not applied was stored (its timestamp is never sealed)."""
-    recorder = backend.workflows.recorder
-    notifications = recorder.select_notifications(start=position + 1, limit=1)
+    notifications = workflows.recorder.select_notifications(start=position + 1, limit=1)
     if not notifications:
         return 0.0
-    state = backend.workflows.mapper.transcoder.decode(notifications[0].state)
+    state = workflows.mapper.transcoder.decode(notifications[0].state)
     stored_at = state.get("timestamp")
     if not isinstance(stored_at, datetime):
         return 0.0
@@ -120,13 +121,19 @@ VIEW_GAUGES: tuple[tuple[str, str, Callable[[ViewProgress], float]], ...] = (
 class StoreCollector(Collector):
     """The store's figures as gauges, read when scraped; `wfs_store_up 0` while the store is unreachable."""
 
-    def __init__(self, backend: Services) -> None:
-        self.backend = backend
+    def __init__(self, projector: Projector, workflows: WorkflowService) -> None:
+        self.projector = projector
+        self.workflows = workflows
 
     def collect(self) -> Iterator[Metric]:
+        yield _gauge(
+            "projection_leader",
+            "1 when the process that answered this scrape applies events to the read models (PostgreSQL)",
+            int(self.projector.leading),
+        )
         try:
-            progress = read_progress(self.backend)
-            skipped, _ = self.backend.projector.failures(0)
+            progress = read_progress(self.projector, self.workflows)
+            skipped, _ = self.projector.failures(0)
         except Exception as error:
             if not is_outage(error):
                 raise
@@ -215,10 +222,18 @@ class RequestMetricsMiddleware:
     tags=["operations"],
     summary="Prometheus metrics: requests, latencies, the store and its read models",
     media_type=CONTENT_TYPE_LATEST,
+    dependencies={
+        "projector": from_services(lambda services: services.projector),
+        "workflows": from_services(lambda services: services.workflows),
+    },
 )
-def metrics(state: State) -> Response[bytes]:
-    body = generate_latest(_request_metrics()) + generate_latest(StoreCollector(state.backend))
-    return Response(body, media_type=CONTENT_TYPE_LATEST)
+def metrics(
+    projector: NamedDependency[Projector], workflows: NamedDependency[WorkflowService]
+) -> Response[bytes]:
+    store = StoreCollector(projector, workflows)
+    return Response(
+        generate_latest(_request_metrics()) + generate_latest(store), media_type=CONTENT_TYPE_LATEST
+    )
 
 
 def _request_metrics() -> Collector:

@@ -84,7 +84,7 @@ class KeyRateLimitMiddleware(RateLimitMiddleware):
         await self.app(scope, receive, self.adding_headers(send, window))
 
     async def key_id(self, scope: Scope) -> str | None:
-        """The key's id: known from an earlier request, or looked up (the lookup is shared with the gate)."""
+        """The key's id: known from an earlier request, or looked up (a lookup shared with authentication)."""
         secret = bearer_secret(scope)
         if secret is None:
             return None
@@ -92,8 +92,8 @@ class KeyRateLimitMiddleware(RateLimitMiddleware):
         known = self.config.key_ids.get(secret_hash)
         if known is not None:
             return known
-        backend: Services = scope["litestar_app"].state.backend
-        principal = await to_thread.run_sync(principal_of, backend.accounts, scope)
+        services: Services = scope["litestar_app"].state.services
+        principal = await to_thread.run_sync(principal_of, services.accounts, scope)
         if principal is None:
             return None
         self.config.key_ids[secret_hash] = principal.key_id

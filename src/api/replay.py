@@ -11,10 +11,13 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
+import msgspec
+
 from domain.errors import NotFound
 from domain.service import WorkflowService
-from domain.workflow import CONTENT_FIELDS, Workflow, parse_workflow_id
-from projections.audit import changes_between
+from domain.workflow import Workflow, parse_workflow_id
+from domain.workflow_content import ContentData, WorkflowContent
+from projections.audit_state import changes_between
 from projections.documents import epoch_ms, iso_ms, render_document
 
 PUBLIC_TYPES: dict[type, str] = {
@@ -39,7 +42,7 @@ class Step:
 
     event: Any
     version: int
-    content: dict[str, Any]
+    content: WorkflowContent
     created_on: datetime
     deleted_at: datetime | None
     data: dict[str, Any]
@@ -59,13 +62,14 @@ def replay(service: WorkflowService, workflow_id: str) -> Iterator[Step]:
         raise unknown
     workflow: Any = None
     for event in events:
-        before = None if workflow is None else dict(workflow.content)
+        before = None if workflow is None else workflow.content.data()
         workflow = event.mutate(workflow)
         if workflow.erased:
             raise unknown
-        content = dict(workflow.content)
         data = _data(event, before)
-        yield Step(event, workflow.content_version, content, workflow.created_on, workflow.deleted_at, data)
+        yield Step(
+            event, workflow.content_version, workflow.content, workflow.created_on, workflow.deleted_at, data
+        )
 
 
 def up_to_version(service: WorkflowService, workflow_id: str, version: int) -> list[Step]:
@@ -95,15 +99,16 @@ def up_to_time(service: WorkflowService, workflow_id: str, moment: datetime) -> 
 def document_at_version(steps: list[Step]) -> dict[str, Any]:
     """As `get?version=N` answers it: that version's content, updated when it was made, not deleted."""
     last = steps[-1]
-    return render_document(
+    document = render_document(
         str(last.event.originator_id), last.content, last.version, last.created_on, last.event.timestamp, None
     )
+    return msgspec.to_builtins(document)  # type: ignore[no-any-return]
 
 
 def document_at_time(steps: list[Step]) -> dict[str, Any]:
     """As `get?asOf=TIME` answers it: the content then, and whether it was deleted then."""
     last = steps[-1]
-    return render_document(
+    document = render_document(
         str(last.event.originator_id),
         last.content,
         last.version,
@@ -111,6 +116,7 @@ def document_at_time(steps: list[Step]) -> dict[str, Any]:
         last.event.timestamp,
         last.deleted_at,
     )
+    return msgspec.to_builtins(document)  # type: ignore[no-any-return]
 
 
 def event_items(steps: list[Step]) -> list[dict[str, Any]]:
@@ -129,9 +135,9 @@ def event_items(steps: list[Step]) -> list[dict[str, Any]]:
     ]
 
 
-def _data(event: Any, before: dict[str, Any] | None) -> dict[str, Any]:
+def _data(event: Any, before: ContentData | None) -> dict[str, Any]:
     if isinstance(event, Workflow.Created):
-        content = {field: event.content[field] for field in CONTENT_FIELDS}
+        content = event.new_content().data()
         if isinstance(event, Workflow.Duplicated):
             return {**content, "sourceWorkflowId": event.duplicated_from}
         return content

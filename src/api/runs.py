@@ -2,23 +2,26 @@
 
 from __future__ import annotations
 
-from litestar import Controller, get, post
+from litestar import Controller
+from litestar.di import NamedDependency
 from litestar.params import JSONBody
 
-from api.auth import CursorsDep, PrincipalDep, ServicesDep
-from api.errors import READ_ERRORS, WRITE_ERRORS
+from api.dependencies import CURSORS, PRINCIPAL, SETTLE, CursorsDep, PrincipalDep, SettleDep, from_services
 from api.params import Cursor, Limit, RunId, WorkflowId
-from api.run_schemas import ReportRun, RunCommand, RunPage, StartRun, to_wire
+from api.routes import read, write
+from api.run_schemas import ReportRun, RunCommand, RunPage, StartRun
 from domain.errors import NotFound
-from domain.runs import SavedRun
-from projections.runs import RunDocument, RunPageKey
+from domain.runs import RunService, SavedRun
+from projections.runs_queries import RunDocument, RunPageKey, Runs
+from projections.workflow_summary_queries import WorkflowSummaries
+from store.files import Files
 
 
-def answer(backend: ServicesDep, project_id: str, saved: SavedRun) -> RunDocument:
+def answer(settle: SettleDep, runs_view: Runs, project_id: str, saved: SavedRun) -> RunDocument:
     """The run as this write left it, once every read model reflects the write."""
-    backend.settle(saved.position)
+    settle(saved.position)
     run_id = str(saved.run.id)
-    document = backend.runs_view.get(project_id, run_id)
+    document = runs_view.get(project_id, run_id)
     if document is None:
         raise NotFound(f"no run has id {run_id!r}")
     return document
@@ -29,70 +32,56 @@ class RunController(Controller):
 
     path = "/runs"
     tags = ["runs"]
+    dependencies = {
+        "principal": PRINCIPAL,
+        "runs": from_services(lambda services: services.runs),
+        "runs_view": from_services(lambda services: services.runs_view),
+        "files": from_services(lambda services: services.files),
+        "settle": SETTLE,
+    }
 
-    @post(
-        "/start",
-        sync_to_thread=True,
-        responses=WRITE_ERRORS,
-        status_code=201,
-        summary="Start a run of a workflow",
-    )
+    @write("/start", "Start a run of a workflow", status_code=201)
     def start_run(
-        self, backend: ServicesDep, principal: PrincipalDep, data: JSONBody[StartRun]
+        self,
+        runs: NamedDependency[RunService],
+        runs_view: NamedDependency[Runs],
+        files: NamedDependency[Files],
+        settle: SettleDep,
+        principal: PrincipalDep,
+        data: JSONBody[StartRun],
     ) -> RunDocument:
         if data.reference_image_ids:
-            backend.files.check_reference_images(principal.project_id, data.reference_image_ids)
-        saved = backend.runs.start_run(
-            principal.actor,
-            principal.project_id,
-            data.workflow_id,
-            data.prompt,
-            github_repo_url=data.github_repo_url,
-            branch_name=data.branch_name,
-            config=None if data.config is None else to_wire(data.config),
-            reference_image_ids=data.reference_image_ids,
-        )
-        return answer(backend, principal.project_id, saved)
+            files.check_reference_images(principal.project_id, data.reference_image_ids)
+        saved = runs.start_run(principal.actor, principal.project_id, data.workflow_id, data)
+        return answer(settle, runs_view, principal.project_id, saved)
 
-    @post(
-        "/report",
-        sync_to_thread=True,
-        responses=WRITE_ERRORS,
-        status_code=200,
-        summary="Report a run's progress",
-    )
+    @write("/report", "Report a run's progress")
     def report_run(
-        self, backend: ServicesDep, principal: PrincipalDep, data: JSONBody[ReportRun]
+        self,
+        runs: NamedDependency[RunService],
+        runs_view: NamedDependency[Runs],
+        settle: SettleDep,
+        principal: PrincipalDep,
+        data: JSONBody[ReportRun],
     ) -> RunDocument:
-        saved = backend.runs.report_run(
-            principal.actor,
-            principal.project_id,
-            data.run_id,
-            data.status,
-            branch_name=data.branch_name,
-            pr_url=data.pr_url,
-            cost_lines=to_wire(data.cost_breakdown),
-            error=data.error,
-            links=None if data.links is None else to_wire(data.links),
-        )
-        return answer(backend, principal.project_id, saved)
+        saved = runs.report_run(principal.actor, principal.project_id, data.run_id, data)
+        return answer(settle, runs_view, principal.project_id, saved)
 
-    @post(
-        "/cancel",
-        sync_to_thread=True,
-        responses=WRITE_ERRORS,
-        status_code=200,
-        summary="Cancel a queued or running run",
-    )
+    @write("/cancel", "Cancel a queued or running run")
     def cancel_run(
-        self, backend: ServicesDep, principal: PrincipalDep, data: JSONBody[RunCommand]
+        self,
+        runs: NamedDependency[RunService],
+        runs_view: NamedDependency[Runs],
+        settle: SettleDep,
+        principal: PrincipalDep,
+        data: JSONBody[RunCommand],
     ) -> RunDocument:
-        saved = backend.runs.cancel_run(principal.actor, principal.project_id, data.run_id)
-        return answer(backend, principal.project_id, saved)
+        saved = runs.cancel_run(principal.actor, principal.project_id, data.run_id)
+        return answer(settle, runs_view, principal.project_id, saved)
 
-    @get("/get", sync_to_thread=True, responses=READ_ERRORS, summary="Get a run")
-    def get_run(self, backend: ServicesDep, principal: PrincipalDep, id: RunId) -> RunDocument:
-        document = backend.runs_view.get(principal.project_id, id)
+    @read("/get", "Get a run")
+    def get_run(self, runs_view: NamedDependency[Runs], principal: PrincipalDep, id: RunId) -> RunDocument:
+        document = runs_view.get(principal.project_id, id)
         if document is None:
             raise NotFound(f"no run has id {id!r}")
         return document
@@ -103,21 +92,28 @@ class WorkflowRunsController(Controller):
 
     path = "/workflows"
     tags = ["workflows"]
+    dependencies = {
+        "principal": PRINCIPAL,
+        "cursors": CURSORS,
+        "summaries": from_services(lambda services: services.summaries),
+        "runs_view": from_services(lambda services: services.runs_view),
+    }
 
-    @get("/runs", sync_to_thread=True, responses=READ_ERRORS, summary="List a workflow's runs, newest first")
+    @read("/runs", "List a workflow's runs, newest first")
     def list_workflow_runs(
         self,
-        backend: ServicesDep,
+        summaries: NamedDependency[WorkflowSummaries],
+        runs_view: NamedDependency[Runs],
         cursors: CursorsDep,
         principal: PrincipalDep,
         id: WorkflowId,
         limit: Limit = 50,
         cursor: Cursor = None,
     ) -> RunPage:
-        if backend.summaries.get(principal.project_id, id) is None:
+        if summaries.get(principal.project_id, id) is None:
             raise NotFound(f"no workflow has id {id!r}")
         scope = f"runs:{principal.project_id}:{id}"
         after = None if cursor is None else RunPageKey(*cursors.decode(scope, cursor))
-        items, last = backend.runs_view.page(principal.project_id, id, after=after, limit=limit)
+        items, last = runs_view.page(principal.project_id, id, after=after, limit=limit)
         next_cursor = None if last is None else cursors.encode(scope, (last.created_key, last.run_id))
         return RunPage(items=items, next_cursor=next_cursor, has_more=last is not None)

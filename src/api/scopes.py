@@ -34,7 +34,8 @@ def bearer_secret(scope: Scope) -> str | None:
 def principal_of(accounts: Accounts, scope: Scope) -> Principal | None:
     """The request's live key, or None; the first call per request does I/O (call it from a thread).
 
-    The rate limiter, the Idempotency-Key middleware and the gate all need the key; they share one lookup.
+    The rate limiter, the Idempotency-Key middleware and authentication all need the key; they share one
+    lookup.
     """
     state = scope.setdefault("state", {})
     if KEY_LOOKUP not in state:

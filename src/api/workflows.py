@@ -4,14 +4,15 @@ from __future__ import annotations
 
 from typing import Annotated
 
-import msgspec
-from litestar import Controller, Response, get, post
-from litestar.params import HeaderParameter, JSONBody, QueryParameter
+from litestar import Controller, Response
+from litestar.di import NamedDependency
+from litestar.params import JSONBody, QueryParameter
 
 from api.audit import AsOf, document_as_of
-from api.auth import CursorsDep, PrincipalDep, ServicesDep
-from api.errors import READ_ERRORS, WRITE_ERRORS
+from api.dependencies import CURSORS, PRINCIPAL, SETTLE, CursorsDep, PrincipalDep, SettleDep, from_services
+from api.etags import ETAG, IfMatch, etag, expected
 from api.params import Cursor, Limit, VersionNumber, WorkflowId
+from api.routes import read, write
 from api.schemas import (
     BulkDeleteResult,
     BulkDeleteResults,
@@ -24,26 +25,28 @@ from api.schemas import (
     UpdateWorkflow,
     WorkflowCommand,
     WorkflowPage,
-    content_fields,
 )
 from domain.errors import InvalidInput, NotFound
-from domain.service import Saved
-from domain.workflow import parse_version_id, parse_version_number
+from domain.service import Saved, WorkflowService
+from domain.workflow import parse_version_id
+from projections.audit_queries import AuditLog
 from projections.documents import WorkflowDocument, render_document
-from projections.workflow_summary import PageKey
-from projections.workflow_versions import DEFAULT_VERSIONS_LIMIT, MAX_VERSIONS_LIMIT, WorkflowVersions
+from projections.workflow_summary_queries import PageKey, WorkflowSummaries
+from projections.workflow_versions import (
+    DEFAULT_VERSIONS_LIMIT,
+    MAX_VERSIONS_LIMIT,
+    VersionHistory,
+    WorkflowVersions,
+)
 
-IfMatch = Annotated[
-    str | None,
-    HeaderParameter(name="If-Match", description="The ETag from `get`: refuse the write on a mismatch"),
-]
+WorkflowsDep = NamedDependency[WorkflowService]
 
 
-def answer(backend: ServicesDep, saved: Saved) -> WorkflowDocument:
+def answer(settle: SettleDep, saved: Saved) -> WorkflowDocument:
     """The workflow as this write left it, once every read model reflects the write."""
-    backend.settle(saved.position)
+    settle(saved.position)
     workflow = saved.workflow
-    document = render_document(
+    return render_document(
         str(workflow.id),
         workflow.content,
         workflow.content_version,
@@ -51,20 +54,6 @@ def answer(backend: ServicesDep, saved: Saved) -> WorkflowDocument:
         workflow.modified_on,
         workflow.deleted_at,
     )
-    return msgspec.convert(document, WorkflowDocument)
-
-
-def expected(body_version: int | None, if_match: str | None) -> int | None:
-    """The version a write is conditional on, from the body or an If-Match ETag."""
-    if body_version is not None or if_match is None:
-        return body_version
-    tag = if_match.strip()
-    if tag == "*":
-        return None
-    version = parse_version_number(tag.removeprefix("W/").strip('"'))
-    if version is None:
-        raise InvalidInput("If-Match", 'must be an ETag from get, such as "3"')
-    return version
 
 
 class WorkflowController(Controller):
@@ -72,11 +61,20 @@ class WorkflowController(Controller):
 
     path = "/workflows"
     tags = ["workflows"]
+    dependencies = {
+        "principal": PRINCIPAL,
+        "cursors": CURSORS,
+        "workflows": from_services(lambda services: services.workflows),
+        "summaries": from_services(lambda services: services.summaries),
+        "history": from_services(lambda services: services.history),
+        "audit": from_services(lambda services: services.audit),
+        "settle": SETTLE,
+    }
 
-    @get("/list", sync_to_thread=True, responses=READ_ERRORS, summary="List workflows (or the trash)")
+    @read("/list", "List workflows (or the trash)")
     def list_workflows(
         self,
-        backend: ServicesDep,
+        summaries: NamedDependency[WorkflowSummaries],
         cursors: CursorsDep,
         principal: PrincipalDep,
         limit: Limit = 50,
@@ -85,14 +83,16 @@ class WorkflowController(Controller):
     ) -> WorkflowPage:
         scope = f"workflows:{principal.project_id}:{int(deleted)}"
         after = None if cursor is None else PageKey(*cursors.decode(scope, cursor))
-        items, last = backend.summaries.page(principal.project_id, deleted=deleted, after=after, limit=limit)
+        items, last = summaries.page(principal.project_id, deleted=deleted, after=after, limit=limit)
         next_cursor = None if last is None else cursors.encode(scope, (last.updated_key, last.workflow_id))
         return WorkflowPage(items=items, next_cursor=next_cursor, has_more=last is not None)
 
-    @get("/get", sync_to_thread=True, responses=READ_ERRORS, summary="Get a workflow, now or at a version")
+    @read("/get", "Get a workflow, now or at a version", response_headers=[ETAG])
     def get_workflow(
         self,
-        backend: ServicesDep,
+        summaries: NamedDependency[WorkflowSummaries],
+        history: NamedDependency[VersionHistory],
+        audit: NamedDependency[AuditLog],
         principal: PrincipalDep,
         id: WorkflowId,
         version: VersionNumber = None,
@@ -102,22 +102,20 @@ class WorkflowController(Controller):
         if as_of is not None:
             if version is not None:
                 raise InvalidInput("asOf", "give version or asOf, not both")
-            then = document_as_of(backend, principal.project_id, id, as_of)
-            return Response(then, headers={"ETag": f'"{then.version}"'})
+            then = document_as_of(audit, history, principal.project_id, id, as_of)
+            return Response(then, headers=etag(then.version))
         if version is None:
-            document = backend.summaries.get(principal.project_id, id)
+            document = summaries.get(principal.project_id, id)
         else:
-            document = backend.history.document(principal.project_id, id, version)
+            document = history.document(principal.project_id, id, version)
         if document is None:
             raise NotFound(f"no workflow has id {id!r}" + (f" at version {version}" if version else ""))
-        return Response(document, headers={"ETag": f'"{document.version}"'})
+        return Response(document, headers=etag(document.version))
 
-    @get(
-        "/versions", sync_to_thread=True, responses=READ_ERRORS, summary="List a workflow's content versions"
-    )
+    @read("/versions", "List a workflow's content versions")
     def list_versions(
         self,
-        backend: ServicesDep,
+        history: NamedDependency[VersionHistory],
         cursors: CursorsDep,
         principal: PrincipalDep,
         id: WorkflowId,
@@ -129,74 +127,65 @@ class WorkflowController(Controller):
         """Newest first, paged by version number; a cursor belongs to one workflow of one project."""
         scope = f"versions:{principal.project_id}:{id}"
         before = None if cursor is None else cursors.decode(scope, cursor)[0]
-        versions = backend.history.versions(principal.project_id, id, limit=limit, before=before)
+        versions = history.versions(principal.project_id, id, limit=limit, before=before)
         if versions is None:
             raise NotFound(f"no workflow has id {id!r}")
         if versions.has_more:
             versions.next_cursor = cursors.encode(scope, (versions.versions[-1].version, ""))
         return versions
 
-    @post(
-        "/create", sync_to_thread=True, responses=WRITE_ERRORS, status_code=201, summary="Create a workflow"
-    )
+    @write("/create", "Create a workflow", status_code=201)
     def create_workflow(
-        self, backend: ServicesDep, principal: PrincipalDep, data: JSONBody[CreateWorkflow]
+        self,
+        workflows: WorkflowsDep,
+        settle: SettleDep,
+        principal: PrincipalDep,
+        data: JSONBody[CreateWorkflow],
     ) -> WorkflowDocument:
-        saved = backend.workflows.create_workflow(principal.actor, principal.project_id, content_fields(data))
-        return answer(backend, saved)
+        saved = workflows.create_workflow(principal.actor, principal.project_id, data)
+        return answer(settle, saved)
 
-    @post(
-        "/update",
-        sync_to_thread=True,
-        responses=WRITE_ERRORS,
-        status_code=200,
-        summary="Update any workflow fields",
-    )
+    @write("/update", "Update any workflow fields")
     def update_workflow(
         self,
-        backend: ServicesDep,
+        workflows: WorkflowsDep,
+        settle: SettleDep,
         principal: PrincipalDep,
         data: JSONBody[UpdateWorkflow],
         if_match: IfMatch = None,
     ) -> WorkflowDocument:
-        saved = backend.workflows.update_workflow(
+        saved = workflows.update_workflow(
             principal.actor,
             principal.project_id,
             data.workflow_id,
-            content_fields(data),
+            data,
             expected(data.expected_version, if_match),
         )
-        return answer(backend, saved)
+        return answer(settle, saved)
 
-    @post(
-        "/rename", sync_to_thread=True, responses=WRITE_ERRORS, status_code=200, summary="Rename a workflow"
-    )
+    @write("/rename", "Rename a workflow")
     def rename_workflow(
         self,
-        backend: ServicesDep,
+        workflows: WorkflowsDep,
+        settle: SettleDep,
         principal: PrincipalDep,
         data: JSONBody[RenameWorkflow],
         if_match: IfMatch = None,
     ) -> WorkflowDocument:
-        saved = backend.workflows.rename_workflow(
+        saved = workflows.rename_workflow(
             principal.actor,
             principal.project_id,
             data.workflow_id,
             data.name,
             expected(data.expected_version, if_match),
         )
-        return answer(backend, saved)
+        return answer(settle, saved)
 
-    @post(
-        "/versions/revert",
-        sync_to_thread=True,
-        responses=WRITE_ERRORS,
-        status_code=200,
-        summary="Revert to a version",
-    )
+    @write("/versions/revert", "Revert to a version")
     def revert_workflow(
         self,
-        backend: ServicesDep,
+        workflows: WorkflowsDep,
+        settle: SettleDep,
         principal: PrincipalDep,
         data: JSONBody[RevertWorkflow],
         if_match: IfMatch = None,
@@ -204,117 +193,95 @@ class WorkflowController(Controller):
         named = parse_version_id(data.version_id)
         if named is None or named[0] != data.workflow_id:
             raise NotFound(f"workflow {data.workflow_id!r} has no version {data.version_id!r}")
-        saved = backend.workflows.revert_workflow(
+        saved = workflows.revert_workflow(
             principal.actor,
             principal.project_id,
             data.workflow_id,
             named[1],
             expected(data.expected_version, if_match),
         )
-        return answer(backend, saved)
+        return answer(settle, saved)
 
-    @post(
-        "/duplicate",
-        sync_to_thread=True,
-        responses=WRITE_ERRORS,
-        status_code=201,
-        summary="Duplicate a workflow",
-    )
+    @write("/duplicate", "Duplicate a workflow", status_code=201)
     def duplicate_workflow(
         self,
-        backend: ServicesDep,
+        workflows: WorkflowsDep,
+        settle: SettleDep,
         principal: PrincipalDep,
         data: JSONBody[DuplicateWorkflow],
         if_match: IfMatch = None,
     ) -> WorkflowDocument:
-        saved = backend.workflows.duplicate_workflow(
+        saved = workflows.duplicate_workflow(
             principal.actor,
             principal.project_id,
             data.workflow_id,
             data.name,
             expected(data.expected_version, if_match),
         )
-        return answer(backend, saved)
+        return answer(settle, saved)
 
-    @post(
-        "/delete",
-        sync_to_thread=True,
-        responses=WRITE_ERRORS,
-        status_code=200,
-        summary="Move a workflow to the trash",
-    )
+    @write("/delete", "Move a workflow to the trash")
     def delete_workflow(
         self,
-        backend: ServicesDep,
+        workflows: WorkflowsDep,
+        settle: SettleDep,
         principal: PrincipalDep,
         data: JSONBody[WorkflowCommand],
         if_match: IfMatch = None,
     ) -> WorkflowDocument:
-        saved = backend.workflows.delete_workflow(
+        saved = workflows.delete_workflow(
             principal.actor,
             principal.project_id,
             data.workflow_id,
             expected(data.expected_version, if_match),
         )
-        return answer(backend, saved)
+        return answer(settle, saved)
 
-    @post(
-        "/restore",
-        sync_to_thread=True,
-        responses=WRITE_ERRORS,
-        status_code=200,
-        summary="Restore from the trash",
-    )
+    @write("/restore", "Restore from the trash")
     def restore_workflow(
         self,
-        backend: ServicesDep,
+        workflows: WorkflowsDep,
+        settle: SettleDep,
         principal: PrincipalDep,
         data: JSONBody[WorkflowCommand],
         if_match: IfMatch = None,
     ) -> WorkflowDocument:
-        saved = backend.workflows.restore_workflow(
+        saved = workflows.restore_workflow(
             principal.actor,
             principal.project_id,
             data.workflow_id,
             expected(data.expected_version, if_match),
         )
-        return answer(backend, saved)
+        return answer(settle, saved)
 
-    @post(
-        "/permanent-delete",
-        sync_to_thread=True,
-        responses=WRITE_ERRORS,
-        status_code=200,
-        summary="Erase a workflow",
-    )
+    @write("/permanent-delete", "Erase a workflow")
     def permanently_delete_workflow(
         self,
-        backend: ServicesDep,
+        workflows: WorkflowsDep,
+        settle: SettleDep,
         principal: PrincipalDep,
         data: JSONBody[WorkflowCommand],
         if_match: IfMatch = None,
     ) -> PermanentlyDeleted:
-        saved = backend.workflows.permanently_delete_workflow(
+        saved = workflows.permanently_delete_workflow(
             principal.actor,
             principal.project_id,
             data.workflow_id,
             expected(data.expected_version, if_match),
         )
-        backend.settle(saved.position)
+        settle(saved.position)
         return PermanentlyDeleted(workflow_id=data.workflow_id)
 
-    @post(
-        "/bulk-delete",
-        sync_to_thread=True,
-        responses=WRITE_ERRORS,
-        status_code=200,
-        summary="Trash many workflows",
-    )
+    @write("/bulk-delete", "Trash many workflows")
     def bulk_delete_workflows(
-        self, backend: ServicesDep, principal: PrincipalDep, data: JSONBody[BulkDeleteWorkflows]
+        self,
+        workflows: WorkflowsDep,
+        settle: SettleDep,
+        principal: PrincipalDep,
+        data: JSONBody[BulkDeleteWorkflows],
     ) -> BulkDeleteResults:
-        results, position = backend.workflows.bulk_delete_workflows(
+        results, position = workflows.bulk_delete_workflows(
             principal.actor, principal.project_id, data.workflow_ids
         )
-        backend.settle(position)
+        settle(position)
         return BulkDeleteResults([BulkDeleteResult(i, status) for i, status in results])

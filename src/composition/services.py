@@ -11,10 +11,14 @@ from projections.analytics_queries import Analytics
 from projections.audit import AuditProjection
 from projections.audit_queries import AuditLog
 from projections.erasure import ErasureProjection
-from projections.projector import Projector
-from projections.related import Related, RelatedProjection
-from projections.runs import Runs, RunsProjection
-from projections.workflow_summary import WorkflowSummaries, WorkflowSummaryProjection
+from projections.leadership import ProjectionLeadership
+from projections.projector import BackgroundCatchUp, Projector
+from projections.related import RelatedProjection
+from projections.related_queries import Related
+from projections.runs import RunsProjection
+from projections.runs_queries import Runs
+from projections.workflow_summary import WorkflowSummaryProjection
+from projections.workflow_summary_queries import WorkflowSummaries
 from projections.workflow_versions import VersionHistory, WorkflowVersionsProjection
 from store.accounts import ACCOUNTS_DDL, Accounts, add_missing_key_columns
 from store.database import StoreConfig
@@ -27,12 +31,16 @@ from store.workflow_store import StoredWorkflowService
 
 log = logging.getLogger(__name__)
 
+SETTLE_WAIT_SECONDS = 1.0
+"""How long a write waits for the projection leader to apply it before its process catches up itself."""
+
 
 class Services:
     """Everything the API and the CLI need, over one store."""
 
     def __init__(self, settings: Settings, *, create_tables: bool = True) -> None:
         self.settings = settings
+        self._follower: ProjectionLeadership | BackgroundCatchUp | None = None
         config = StoreConfig.from_url(settings.database_url, pool_size=settings.pool_size)
         master_key = resolve_master_key(
             value=settings.master_key,
@@ -87,13 +95,48 @@ class Services:
 
         The write is stored by now, so a failure here is logged, never answered: a 5xx would make
         the client retry a write that happened. The background follower catches up later.
+        On PostgreSQL a process that does not lead waits for the leader to announce the position
+        (no two processes race for the same batch); the leader's own requests apply it at once.
         """
         if position is None:
             return
+        leadership = self._follower if isinstance(self._follower, ProjectionLeadership) else None
         try:
+            if leadership is not None and not leadership.leading:
+                if leadership.wait_until_applied(position, SETTLE_WAIT_SECONDS):
+                    return
+                log.warning(
+                    "the projection leader has not applied position %d after %.1f s; catching up here",
+                    position,
+                    SETTLE_WAIT_SECONDS,
+                )
             self.projector.catch_up(position)
         except Exception:
             log.exception("read models could not catch up to stored position %d; will retry", position)
 
+    def start_following(self) -> None:
+        """Keep the read models following every writer: one leader among all processes on PostgreSQL,
+        a poll on SQLite (one process). Until started, `settle` catches up in the calling thread."""
+        if self._follower is not None:
+            return
+        if self.database.dialect == "postgres":
+            channel = self.workflows.recorder.channel_name  # type: ignore[attr-defined]
+            self._follower = ProjectionLeadership(self.projector, self.settings.database_url, channel)
+        else:
+            self._follower = BackgroundCatchUp(self.projector)
+        self._follower.start()
+
+    def stop_following(self) -> None:
+        follower, self._follower = self._follower, None
+        if follower is not None:
+            follower.stop()
+
+    @property
+    def is_projection_leader(self) -> bool:
+        """Whether this process applies new events to the read models now (PostgreSQL only)."""
+        return self.projector.leading
+
     def close(self) -> None:
+        self.stop_following()
+        self.accounts.flush_uses()
         self.workflows.close()

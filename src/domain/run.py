@@ -1,87 +1,40 @@
-"""The Run aggregate: one execution of a workflow, its lifecycle recorded as started, reported, cancelled."""
+"""The Run aggregate: one execution of a workflow, its lifecycle recorded as started, reported, cancelled.
+
+As in the Workflow aggregate, commands check and prepare plain data, and a small `@event` method
+only changes state; the explicit event classes keep their stored topics (`domain.run:Run.Reported`).
+"""
 
 from __future__ import annotations
 
 from datetime import datetime
 from typing import Any, ClassVar
-from urllib.parse import urlsplit
 from uuid import NAMESPACE_URL, UUID, uuid4, uuid5
 
-from eventsourcing.domain import Aggregate
+import msgspec
+from eventsourcing.domain import Aggregate, event
 
 from domain.errors import Conflict, InvalidInput
+from domain.run_values import FINISHED as FINISHED  # re-exported for the views
+from domain.run_values import LINK_KINDS as LINK_KINDS
+from domain.run_values import STATUSES as STATUSES
+from domain.run_values import TRANSITIONS as TRANSITIONS
+from domain.run_values import (
+    CostLine,
+    RunLinks,
+    RunReport,
+    RunRequest,
+    RunStatus,
+    check_https_url,
+    check_ref_name,
+    parse_status,
+)
 from domain.workflow import Actor, Sealed
+from domain.workflow_content import SandboxConfig
 
-STATUSES = ("queued", "running", "succeeded", "failed", "cancelled")
-FINISHED = frozenset({"succeeded", "failed", "cancelled"})
-TRANSITIONS: dict[str, frozenset[str]] = {
-    "queued": frozenset({"queued", "running", "cancelled"}),
-    "running": frozenset({"running", "succeeded", "failed", "cancelled"}),
-    "succeeded": frozenset(),
-    "failed": frozenset(),
-    "cancelled": frozenset(),
-}
-"""Which status a report may set from each status; keeping the status is allowed until the run finishes."""
-
-LINK_KINDS = ("personas", "issues", "learningVersions")
 RUN_NUMBER_NAMESPACE = uuid5(NAMESPACE_URL, "https://workflow-service.dev/run-numbers")
-URL_MAX = 2048
-REF_FORBIDDEN = frozenset(" ~^:?*[\\")
 
-Links = dict[str, list[dict[str, Any]]]
-CostLine = dict[str, Any]
-
-
-def check_https_url(value: str, field: str) -> str:
-    """An absolute https URL with a host, and nothing a browser would have to guess about."""
-    if len(value) > URL_MAX or any(ch.isspace() or ord(ch) < 0x20 or ord(ch) == 0x7F for ch in value):
-        raise InvalidInput(field, f"must be an https URL of at most {URL_MAX} characters, without spaces")
-    try:
-        parts = urlsplit(value)
-        _ = parts.port
-    except ValueError:
-        raise InvalidInput(field, "must be an https URL") from None
-    if parts.scheme != "https" or not parts.hostname:
-        raise InvalidInput(field, "must be an https URL with a host, such as https://github.com/acme/app")
-    return value
-
-
-def ref_name_problem(name: str) -> str | None:
-    """Why `name` is not a valid git branch name (git check-ref-format --branch), or None if it is."""
-    if not name:
-        return "must not be empty"
-    if name == "@":
-        return "must not be '@'"
-    if name.startswith("-"):
-        return "must not start with '-'"
-    if name.startswith("/") or name.endswith("/"):
-        return "must not start or end with '/'"
-    if name.endswith("."):
-        return "must not end with '.'"
-    if "//" in name:
-        return "must not contain '//'"
-    if ".." in name:
-        return "must not contain '..'"
-    if "@{" in name:
-        return "must not contain '@{'"
-    for ch in name:
-        if ord(ch) < 0x20 or ord(ch) == 0x7F:
-            return "must not contain control characters"
-        if ch in REF_FORBIDDEN:
-            return f"must not contain {ch!r}"
-    for component in name.split("/"):
-        if component.startswith("."):
-            return "no '/'-separated part may start with '.'"
-        if component.endswith(".lock"):
-            return "no '/'-separated part may end with '.lock'"
-    return None
-
-
-def check_ref_name(value: str, field: str = "branchName") -> str:
-    problem = ref_name_problem(value)
-    if problem is not None:
-        raise InvalidInput(field, f"not a valid git branch name: {problem}")
-    return value
+Data = dict[str, Any]
+"""A typed value as events store it: plain data keyed as on the wire."""
 
 
 def run_number_claim_id(project_id: str, run_number: int) -> UUID:
@@ -148,7 +101,7 @@ class Run(Aggregate):
         prompt: str
         github_repo_url: str | None
         branch_name: str | None
-        config: dict[str, Any] | None
+        config: Data | None
         reference_image_ids: list[str]
 
     class Reported(Aggregate.Event, RunContent):
@@ -157,44 +110,24 @@ class Run(Aggregate):
         status: str | None
         branch_name: str | None
         pr_url: str | None
-        cost_lines: list[CostLine]
+        cost_lines: list[Data]
         error: str | None
-        links: Links
-
-        def apply(self, aggregate: Aggregate) -> None:
-            assert isinstance(aggregate, Run)
-            if self.status is not None:
-                aggregate.move_to(self.status, self.timestamp)
-            if self.branch_name is not None:
-                aggregate.branch_name = self.branch_name
-            if self.pr_url is not None:
-                aggregate.pr_url = self.pr_url
-            if self.error is not None:
-                aggregate.error = self.error
-            aggregate.cost_lines.extend(self.cost_lines)
-            for kind in LINK_KINDS:
-                for link in self.links.get(kind, []):
-                    aggregate.links[kind][link["id"]] = link.get("name")
+        links: Data
 
     class Cancelled(Aggregate.Event, RunContent):
         actor: Actor
         workflow_id: str
 
-        def apply(self, aggregate: Aggregate) -> None:
-            assert isinstance(aggregate, Run)
-            aggregate.move_to("cancelled", self.timestamp)
-
     def __init__(
         self,
         project_id: str,
-        actor: Actor,
         workflow_id: str,
         workflow_version: int,
         run_number: int,
         prompt: str,
         github_repo_url: str | None,
         branch_name: str | None,
-        config: dict[str, Any] | None,
+        config: Data | None,
         reference_image_ids: list[str],
     ) -> None:
         self.project_id = project_id
@@ -204,9 +137,9 @@ class Run(Aggregate):
         self.prompt = prompt
         self.github_repo_url = github_repo_url
         self.branch_name = branch_name
-        self.config = config
+        self.config = None if config is None else msgspec.convert(config, SandboxConfig)
         self.reference_image_ids = list(reference_image_ids)
-        self.status = "queued"
+        self.status = RunStatus.QUEUED
         self.pr_url: str | None = None
         self.error: str | None = None
         self.cost_lines: list[CostLine] = []
@@ -217,101 +150,113 @@ class Run(Aggregate):
     @classmethod
     def start(
         cls,
-        *,
-        project_id: str,
         actor: Actor,
-        workflow_id: str,
-        workflow_version: int,
+        project_id: str,
+        workflow: tuple[str, int],
         run_number: int,
-        prompt: str,
-        github_repo_url: str | None = None,
-        branch_name: str | None = None,
-        config: dict[str, Any] | None = None,
-        reference_image_ids: list[str] | None = None,
-        run_id: UUID | None = None,
+        request: RunRequest,
     ) -> Run:
-        """A new queued run; its number must already be free (see RunNumber)."""
-        if not prompt:
+        """A new queued run of a workflow (its id and content version); its number must be free."""
+        if not request.prompt:
             raise InvalidInput("prompt", "must not be empty")
-        if github_repo_url is not None:
-            check_https_url(github_repo_url, "githubRepoUrl")
-        if branch_name is not None:
-            check_ref_name(branch_name)
+        if request.github_repo_url is not None:
+            check_https_url(request.github_repo_url, "githubRepoUrl")
+        if request.branch_name is not None:
+            check_ref_name(request.branch_name)
+        workflow_id, workflow_version = workflow
         return cls._create(
             cls.Started,
-            id=run_id or uuid4(),
+            id=uuid4(),
             project_id=project_id,
             actor=actor,
             workflow_id=workflow_id,
             workflow_version=workflow_version,
             run_number=run_number,
-            prompt=prompt,
-            github_repo_url=github_repo_url,
-            branch_name=branch_name,
-            config=config,
-            reference_image_ids=list(reference_image_ids or []),
+            prompt=request.prompt,
+            github_repo_url=request.github_repo_url,
+            branch_name=request.branch_name,
+            config=None if request.config is None else msgspec.to_builtins(request.config),
+            reference_image_ids=list(request.reference_image_ids),
         )
 
     @property
     def is_finished(self) -> bool:
         return self.status in FINISHED
 
-    def report(
-        self,
-        actor: Actor,
-        status: str,
-        *,
-        branch_name: str | None = None,
-        pr_url: str | None = None,
-        cost_lines: list[CostLine] | None = None,
-        error: str | None = None,
-        links: Links | None = None,
-    ) -> None:
+    def report(self, actor: Actor, report: RunReport) -> None:
         """Record what the runner says; an impossible transition is refused, nothing new is not stored."""
-        if status not in STATUSES:
-            raise InvalidInput("status", f"must be one of {', '.join(STATUSES)}")
+        status = parse_status(report.status)
         if self.is_finished:
             raise Conflict(f"the run is already {self.status}; a finished run does not change")
         if status not in TRANSITIONS[self.status]:
             raise Conflict(f"a {self.status} run cannot become {status}")
-        if branch_name is not None:
-            check_ref_name(branch_name)
-        if pr_url is not None:
-            check_https_url(pr_url, "prUrl")
-        new_links = self._new_links(links or {})
-        changes: dict[str, Any] = {
-            "status": status if status != self.status else None,
-            "branch_name": branch_name if branch_name != self.branch_name else None,
-            "pr_url": pr_url if pr_url != self.pr_url else None,
-            "cost_lines": [_cost_line(line) for line in cost_lines or []],
-            "error": error if error != self.error else None,
+        if report.branch_name is not None:
+            check_ref_name(report.branch_name)
+        if report.pr_url is not None:
+            check_https_url(report.pr_url, "prUrl")
+        new_links = self._new_links(report.links or RunLinks())
+        changes: Data = {
+            "status": status.value if status != self.status else None,
+            "branch_name": report.branch_name if report.branch_name != self.branch_name else None,
+            "pr_url": report.pr_url if report.pr_url != self.pr_url else None,
+            "cost_lines": [_cost_data(line) for line in report.cost_breakdown],
+            "error": report.error if report.error != self.error else None,
         }
-        if not any(changes.values()) and not any(new_links.values()):
-            return
-        self.trigger_event(
-            self.Reported, actor=actor, workflow_id=self.workflow_id, links=new_links, **changes
-        )
+        if any(changes.values()) or any(new_links.values()):
+            now = Run.Reported.create_timestamp()
+            self._reported(actor, now, links=new_links, workflow_id=self.workflow_id, **changes)
 
     def cancel(self, actor: Actor) -> None:
         """Stop a queued or running run."""
         if self.is_finished:
             raise Conflict(f"the run is already {self.status}; only a queued or running run can be cancelled")
-        self.trigger_event(self.Cancelled, actor=actor, workflow_id=self.workflow_id)
+        self._cancelled(actor, Run.Cancelled.create_timestamp(), self.workflow_id)
 
-    def move_to(self, status: str, at: datetime) -> None:
-        """Change state for a status event; runs on replay too, so it only assigns."""
+    @event(Reported)
+    def _reported(
+        self,
+        actor: Actor,
+        timestamp: datetime,
+        status: str | None,
+        branch_name: str | None,
+        pr_url: str | None,
+        cost_lines: list[Data],
+        error: str | None,
+        links: Data,
+        workflow_id: str | None = None,  # absent from events stored before runs were sealed
+    ) -> None:
+        if status is not None:
+            self._move_to(RunStatus(status), timestamp)
+        if branch_name is not None:
+            self.branch_name = branch_name
+        if pr_url is not None:
+            self.pr_url = pr_url
+        if error is not None:
+            self.error = error
+        self.cost_lines.extend(msgspec.convert(cost_lines, list[CostLine]))
+        for kind in LINK_KINDS:
+            for link in links.get(kind, []):
+                self.links[kind][link["id"]] = link.get("name")
+
+    @event(Cancelled)
+    def _cancelled(self, actor: Actor, timestamp: datetime, workflow_id: str | None = None) -> None:
+        self._move_to(RunStatus.CANCELLED, timestamp)
+
+    def _move_to(self, status: RunStatus, at: datetime) -> None:
+        """The status part of a report or cancel (the mutators' one shared step)."""
         self.status = status
-        if status == "running" and self.started_at is None:
+        if status == RunStatus.RUNNING and self.started_at is None:
             self.started_at = at
         if status in FINISHED:
             self.completed_at = at
 
-    def _new_links(self, links: Links) -> Links:
+    def _new_links(self, links: RunLinks) -> Data:
         """Links the run lacks, or that name an entity anew; each id at most once per report."""
-        new: Links = {kind: [] for kind in LINK_KINDS}
+        given = msgspec.to_builtins(links)
+        new: Data = {kind: [] for kind in LINK_KINDS}
         for kind in LINK_KINDS:
             known = dict(self.links[kind])
-            for link in links.get(kind, []):
+            for link in given.get(kind, []):
                 link_id, name = link["id"], link.get("name")
                 if link_id not in known or (name is not None and name != known[link_id]):
                     new[kind] = [entry for entry in new[kind] if entry["id"] != link_id]
@@ -320,12 +265,8 @@ class Run(Aggregate):
         return new
 
 
-def _cost_line(line: CostLine) -> CostLine:
-    """A cost line keyed as on the wire, token counts present (None when unknown)."""
-    return {
-        "model": line["model"],
-        "cliId": line["cliId"],
-        "costUsd": float(line["costUsd"]),
-        "inputTokens": line.get("inputTokens"),
-        "outputTokens": line.get("outputTokens"),
-    }
+def _cost_data(line: CostLine) -> Data:
+    """A cost line as events store it: keyed as on the wire, token counts present (None when unknown)."""
+    data: Data = msgspec.to_builtins(line)
+    data["costUsd"] = float(data["costUsd"])
+    return data

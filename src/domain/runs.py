@@ -5,15 +5,14 @@ from __future__ import annotations
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
-from uuid import uuid4
 
 from eventsourcing.application import AggregateNotFoundError
 from eventsourcing.persistence import IntegrityError
 from eventsourcing.utils import get_topic
 
 from domain.errors import Conflict, ErasedError, NotFound
-from domain.run import CostLine, Links, Run, RunNumber, run_number_claim_id
+from domain.run import Run, RunNumber, run_number_claim_id
+from domain.run_values import RunReport, RunRequest
 from domain.service import WorkflowService, decide_and_save, position_of
 from domain.workflow import Actor, Workflow, parse_workflow_id
 
@@ -43,39 +42,16 @@ class RunService:
         self._lock = threading.Lock()
         self._highest_seen: dict[str, int] = {}
 
-    def start_run(
-        self,
-        actor: Actor,
-        project_id: str,
-        workflow_id: str,
-        prompt: str,
-        *,
-        github_repo_url: str | None = None,
-        branch_name: str | None = None,
-        config: dict[str, Any] | None = None,
-        reference_image_ids: list[str] | None = None,
-    ) -> SavedRun:
+    def start_run(self, actor: Actor, project_id: str, workflow_id: str, request: RunRequest) -> SavedRun:
         workflow = self.app.get_workflow(project_id, workflow_id)
         if workflow.is_deleted:
             raise Conflict("the workflow is deleted; restore it before starting a run")
+        of = (str(workflow.id), workflow.content_version)
         number = self._first_free(project_id, self._highest_seen.get(project_id, 0) + 1)
         for _ in range(START_ATTEMPTS):
-            run_id = uuid4()
-            run = Run.start(
-                project_id=project_id,
-                actor=actor,
-                workflow_id=str(workflow.id),
-                workflow_version=workflow.content_version,
-                run_number=number,
-                prompt=prompt,
-                github_repo_url=github_repo_url,
-                branch_name=branch_name,
-                config=config,
-                reference_image_ids=reference_image_ids,
-                run_id=run_id,
-            )
+            run = Run.start(actor, project_id, of, number, request)
             try:
-                recordings = self.app.save(RunNumber.claim(project_id, number, run_id), run)
+                recordings = self.app.save(RunNumber.claim(project_id, number, run.id), run)
             except ErasedError:
                 # The workflow was erased since it was read: its key is gone, nothing was stored.
                 raise NotFound(f"no workflow has id {workflow_id!r}") from None
@@ -87,32 +63,8 @@ class RunService:
             return SavedRun(run, position_of(recordings))
         raise Conflict("too many runs are being started at once; try again")
 
-    def report_run(
-        self,
-        actor: Actor,
-        project_id: str,
-        run_id: str,
-        status: str,
-        *,
-        branch_name: str | None = None,
-        pr_url: str | None = None,
-        cost_lines: list[CostLine] | None = None,
-        error: str | None = None,
-        links: Links | None = None,
-    ) -> SavedRun:
-        return self._change(
-            project_id,
-            run_id,
-            lambda run: run.report(
-                actor,
-                status,
-                branch_name=branch_name,
-                pr_url=pr_url,
-                cost_lines=cost_lines,
-                error=error,
-                links=links,
-            ),
-        )
+    def report_run(self, actor: Actor, project_id: str, run_id: str, report: RunReport) -> SavedRun:
+        return self._change(project_id, run_id, lambda run: run.report(actor, report))
 
     def cancel_run(self, actor: Actor, project_id: str, run_id: str) -> SavedRun:
         return self._change(project_id, run_id, lambda run: run.cancel(actor))

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from time import monotonic, sleep
-from typing import Any, Literal, TypeVar
+from typing import Any, Literal, TypeVar, cast
 from uuid import UUID
 
 from eventsourcing.application import AggregateNotFoundError, Application, Repository
@@ -20,7 +20,8 @@ from domain.snapshots import (
     Snapshots,
     snapshot_interval,
 )
-from domain.workflow import Actor, Content, Workflow, parse_workflow_id
+from domain.workflow import Actor, Workflow, parse_workflow_id
+from domain.workflow_content import WorkflowChanges, WorkflowContent
 
 SAVE_DEADLINE_SECONDS = 10.0
 """How long a write may wait for its turn among concurrent writers of the same aggregate (then 503)."""
@@ -71,7 +72,7 @@ class WorkflowService(Application[UUID]):
             self.snapshotting.after_save(objs, saved_versions)
         return recordings
 
-    def create_workflow(self, actor: Actor, project_id: str, content: Content) -> Saved:
+    def create_workflow(self, actor: Actor, project_id: str, content: WorkflowContent) -> Saved:
         workflow = Workflow.create(project_id, actor, content)
         return Saved(workflow, position_of(self.save(workflow)))
 
@@ -80,7 +81,7 @@ class WorkflowService(Application[UUID]):
         actor: Actor,
         project_id: str,
         workflow_id: str,
-        changes: Content,
+        changes: WorkflowChanges,
         expected_version: int | None = None,
     ) -> Saved:
         return self._change(project_id, workflow_id, expected_version, lambda w: w.update(actor, changes))
@@ -188,7 +189,7 @@ class WorkflowService(Application[UUID]):
             raise NotFound(f"no workflow has id {workflow_id!r}")
         return workflow
 
-    def content_at(self, project_id: str, workflow_id: str, version: int) -> Content:
+    def content_at(self, project_id: str, workflow_id: str, version: int) -> WorkflowContent:
         """The workflow's content as it was at content version `version`.
 
         Replayed from the latest snapshot that cannot be past it: content versions never outrun
@@ -201,7 +202,7 @@ class WorkflowService(Application[UUID]):
         snapshot = None if self.snapshotting is None else self.snapshotting.latest(workflow.id, version)
         replayed: Any = None if snapshot is None else snapshot.mutate(None)
         if replayed is not None and replayed.content_version == version:
-            return dict(replayed.content)
+            return cast(WorkflowContent, replayed.content)
         last_possible = version + workflow.version - workflow.content_version
         event: Any
         for event in self.events.get(
@@ -209,7 +210,7 @@ class WorkflowService(Application[UUID]):
         ):
             replayed = event.mutate(replayed)
             if replayed.content_version == version:
-                return dict(replayed.content)
+                return cast(WorkflowContent, replayed.content)
         raise NotFound(f"workflow {workflow_id!r} has no version {version}")  # pragma: no cover
 
     def _change(

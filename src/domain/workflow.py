@@ -1,4 +1,9 @@
-"""The Workflow aggregate: every change to a workflow definition is one of its past-tense events."""
+"""The Workflow aggregate: every change to a workflow definition is one of its past-tense events.
+
+Each command checks its invariants and prepares plain data; a small `@event` method named after the
+event then only changes state, and runs again on every replay. The event classes are declared
+explicitly, so their stored topics (`domain.workflow:Workflow.Renamed`, …) never change.
+"""
 
 from __future__ import annotations
 
@@ -7,40 +12,20 @@ from datetime import datetime
 from typing import Any, TypedDict
 from uuid import UUID, uuid4
 
-from eventsourcing.domain import Aggregate
+from eventsourcing.domain import Aggregate, event
 from eventsourcing.domain import Snapshot as LibrarySnapshot
 
-from domain.errors import Conflict, InvalidInput
-
-NAME_MAX = 200
-
-CONTENT_FIELDS = (
-    "name",
-    "description",
-    "type",
-    "defaultConfig",
-    "maxIterations",
-    "pipelineSteps",
-    "personaPipelineSteps",
-    "workflowGraph",
-    "defaultCheckerInstructions",
-    "defaultOptimizerInstructions",
+from domain.errors import Conflict
+from domain.workflow_content import CONTENT_DEFAULTS as CONTENT_DEFAULTS  # re-exported for the views
+from domain.workflow_content import CONTENT_FIELDS as CONTENT_FIELDS
+from domain.workflow_content import (
+    NAME_MAX,
+    ContentData,
+    WorkflowChanges,
+    WorkflowContent,
+    check_content,
+    normalize_name,
 )
-"""A workflow's content, keyed as clients spell the fields; a content version is a value of this."""
-
-CONTENT_DEFAULTS: dict[str, Any] = {
-    "description": None,
-    "type": "standard",
-    "defaultConfig": None,
-    "maxIterations": None,
-    "pipelineSteps": [],
-    "personaPipelineSteps": [],
-    "workflowGraph": None,
-    "defaultCheckerInstructions": None,
-    "defaultOptimizerInstructions": None,
-}
-
-Content = dict[str, Any]
 
 
 class Actor(TypedDict):
@@ -54,150 +39,97 @@ class Sealed:
     """Marks events whose content fields are encrypted with their aggregate's own data key."""
 
 
-def normalize_name(name: str, field: str = "name") -> str:
-    """Trim a workflow name and check its length; names are never blank."""
-    trimmed = name.strip()
-    if not 1 <= len(trimmed) <= NAME_MAX:
-        raise InvalidInput(field, f"must be 1 to {NAME_MAX} characters after trimming")
-    return trimmed
-
-
-def check_content(content: Content) -> None:
-    """Enforce the invariants every content version must keep."""
-    if not content["pipelineSteps"] and not content["personaPipelineSteps"]:
-        raise InvalidInput(
-            "pipelineSteps", "at least one of pipelineSteps and personaPipelineSteps is needed"
-        )
-    if content["workflowGraph"] is not None:
-        check_graph(content["workflowGraph"])
-
-
-def check_graph(graph: dict[str, Any]) -> None:
-    """Node ids are unique strings, and every edge joins two existing nodes."""
-    node_ids: set[str] = set()
-    for index, node in enumerate(graph.get("nodes", [])):
-        node_id = node.get("id")
-        if not isinstance(node_id, str) or not node_id:
-            raise InvalidInput(f"workflowGraph.nodes[{index}].id", "a non-empty string is needed")
-        if node_id in node_ids:
-            raise InvalidInput(f"workflowGraph.nodes[{index}].id", f"duplicate node id {node_id!r}")
-        node_ids.add(node_id)
-    for index, edge in enumerate(graph.get("edges", [])):
-        for key in ("id", "source", "target"):
-            value = edge.get(key)
-            if not isinstance(value, str) or not value:
-                raise InvalidInput(f"workflowGraph.edges[{index}].{key}", "a non-empty string is needed")
-        for key in ("source", "target"):
-            if edge[key] not in node_ids:
-                raise InvalidInput(f"workflowGraph.edges[{index}].{key}", f"no node has id {edge[key]!r}")
-
-
-def complete_content(given: Content) -> Content:
-    """A full content value from the fields a client gave, defaults filled in, invariants checked."""
-    content = {**CONTENT_DEFAULTS, **given}
-    content["name"] = normalize_name(content["name"])
-    check_content(content)
-    return content
-
-
 class Workflow(Aggregate):
     """A workflow definition; `content_version` counts content changes, not deletes and restores."""
 
     class Created(Aggregate.Created, Sealed):
         project_id: str
         actor: Actor
-        content: Content
+        content: ContentData
+
+        def new_content(self) -> WorkflowContent:
+            return WorkflowContent.from_data(self.content)
 
     class Duplicated(Created):
         duplicated_from: str
 
     class Updated(Aggregate.Event, Sealed):
         actor: Actor
-        changes: Content
+        changes: ContentData
 
-        def apply(self, aggregate: Aggregate) -> None:
-            assert isinstance(aggregate, Workflow)
-            aggregate.content.update(self.changes)
-            aggregate.content_version += 1
+        def content_changes(self) -> WorkflowChanges:
+            return WorkflowChanges.from_data(self.changes)
 
     class Renamed(Aggregate.Event, Sealed):
         actor: Actor
         name: str
 
-        def apply(self, aggregate: Aggregate) -> None:
-            assert isinstance(aggregate, Workflow)
-            aggregate.content["name"] = self.name
-            aggregate.content_version += 1
+        def content_changes(self) -> WorkflowChanges:
+            return WorkflowChanges(name=self.name)
 
     class Reverted(Aggregate.Event, Sealed):
         actor: Actor
         reverted_from_version: int
-        changes: Content
+        changes: ContentData
 
-        def apply(self, aggregate: Aggregate) -> None:
-            assert isinstance(aggregate, Workflow)
-            aggregate.content.update(self.changes)
-            aggregate.content_version += 1
+        def content_changes(self) -> WorkflowChanges:
+            return WorkflowChanges.from_data(self.changes)
 
     class Deleted(Aggregate.Event, Sealed):
         actor: Actor
 
-        def apply(self, aggregate: Aggregate) -> None:
-            assert isinstance(aggregate, Workflow)
-            aggregate.deleted_at = self.timestamp
-
     class Restored(Aggregate.Event, Sealed):
         actor: Actor
-
-        def apply(self, aggregate: Aggregate) -> None:
-            assert isinstance(aggregate, Workflow)
-            aggregate.deleted_at = None
 
     class PermanentlyDeleted(Aggregate.Event, Sealed):
         actor: Actor
 
-        def apply(self, aggregate: Aggregate) -> None:
-            assert isinstance(aggregate, Workflow)
-            aggregate.erased = True
-
     class Snapshot(LibrarySnapshot, Sealed):
-        """The whole state at one version (domain/snapshots.py): sealed like the events it stands for."""
+        """The whole state at one version (domain/snapshots.py): sealed like the events it stands for.
+
+        Its content is stored as the events store it (plain data), and typed again when loaded.
+        """
 
         clear_fields = frozenset({"timestamp", "topic"})
 
-    def __init__(
-        self, project_id: str, actor: Actor, content: Content, duplicated_from: str | None = None
-    ) -> None:
+        @classmethod
+        def take(cls, aggregate: Any) -> Workflow.Snapshot:
+            snapshot = super().take(aggregate)
+            snapshot.state["content"] = aggregate.content.data()
+            return snapshot
+
+        def mutate(self, _: None) -> Any:
+            workflow: Any = super().mutate(None)
+            workflow.content = WorkflowContent.from_data(self.state["content"])
+            return workflow
+
+    def __init__(self, project_id: str, content: ContentData, duplicated_from: str | None = None) -> None:
         self.project_id = project_id
-        self.content: Content = dict(content)
+        self.content = WorkflowContent.from_data(content)
         self.content_version = 1
         self.deleted_at: datetime | None = None
         self.erased = False
         self.duplicated_from = duplicated_from
 
     @classmethod
-    def create(cls, project_id: str, actor: Actor, content: Content) -> Workflow:
-        """A new workflow from the fields a client gave."""
-        return cls._create(
-            cls.Created,
-            id=uuid4(),
-            project_id=project_id,
-            actor=actor,
-            content=complete_content(content),
-        )
+    def create(cls, project_id: str, actor: Actor, content: WorkflowContent) -> Workflow:
+        """A new workflow: the name trimmed, the invariants checked."""
+        data = {**content.data(), "name": normalize_name(content.name)}
+        check_content(WorkflowContent.from_data(data))
+        return cls._create(cls.Created, id=uuid4(), project_id=project_id, actor=actor, content=data)
 
     def duplicate(self, actor: Actor, name: str | None) -> Workflow:
         """A new workflow with this one's content, named `name` or "<name> (copy)"."""
         if name is None:
             suffix = " (copy)"
-            name = self.content["name"][: NAME_MAX - len(suffix)] + suffix
-        content = {**self.content, "name": normalize_name(name)}
+            name = self.content.name[: NAME_MAX - len(suffix)] + suffix
+        content = self.content.changed(WorkflowChanges(name=normalize_name(name)))
         return type(self)._create(
             self.Duplicated,
             id=uuid4(),
             project_id=self.project_id,
             actor=actor,
-            content=content,
+            content=content.data(),
             duplicated_from=str(self.id),
         )
 
@@ -205,49 +137,76 @@ class Workflow(Aggregate):
     def is_deleted(self) -> bool:
         return self.deleted_at is not None
 
-    def update(self, actor: Actor, changes: Content) -> None:
+    def update(self, actor: Actor, changes: WorkflowChanges) -> None:
         """Change any subset of the content; a change that changes nothing records nothing."""
         self._refuse_if_deleted()
-        if "name" in changes:
-            changes = {**changes, "name": normalize_name(changes["name"])}
-        diff = {key: value for key, value in changes.items() if self.content[key] != value}
-        if not diff:
-            return
-        check_content({**self.content, **diff})
-        self.trigger_event(self.Updated, actor=actor, changes=diff)
+        if isinstance(changes.name, str):
+            changes = WorkflowChanges(**{**changes.given(), "name": normalize_name(changes.name)})
+        diff = self.content.changes_to(changes)
+        if diff.given():
+            check_content(self.content.changed(diff))
+            self._updated(actor, diff.data())
 
     def rename(self, actor: Actor, name: str) -> None:
         """Give the workflow a new name; the same name again records nothing."""
         self._refuse_if_deleted()
         name = normalize_name(name)
-        if name != self.content["name"]:
-            self.trigger_event(self.Renamed, actor=actor, name=name)
+        if name != self.content.name:
+            self._renamed(actor, name)
 
-    def revert(self, actor: Actor, version: int, content_then: Content) -> None:
+    def revert(self, actor: Actor, version: int, content_then: WorkflowContent) -> None:
         """Make the content what it was at `version`, as a new content version."""
         self._refuse_if_deleted()
-        diff = {key: value for key, value in content_then.items() if self.content[key] != value}
-        self.trigger_event(self.Reverted, actor=actor, reverted_from_version=version, changes=diff)
+        self._reverted(actor, version, self.content.differences(content_then).data())
 
     def delete(self, actor: Actor) -> None:
         """Move the workflow to the trash."""
         if self.is_deleted:
             raise Conflict("the workflow is already deleted")
-        self.trigger_event(self.Deleted, actor=actor)
+        self._deleted(actor, Workflow.Deleted.create_timestamp())
 
     def restore(self, actor: Actor) -> None:
         """Bring the workflow back from the trash."""
         if not self.is_deleted:
             raise Conflict("the workflow is not deleted")
-        self.trigger_event(self.Restored, actor=actor)
+        self._restored(actor)
 
     def erase(self, actor: Actor) -> None:
         """Delete for good: its data key is destroyed once this event is recorded."""
-        self.trigger_event(self.PermanentlyDeleted, actor=actor)
+        self._permanently_deleted(actor)
 
     def _refuse_if_deleted(self) -> None:
         if self.is_deleted:
             raise Conflict("the workflow is deleted; restore it first")
+
+    @event(Updated)
+    def _updated(self, actor: Actor, changes: ContentData) -> None:
+        self._change_content(WorkflowChanges.from_data(changes))
+
+    @event(Renamed)
+    def _renamed(self, actor: Actor, name: str) -> None:
+        self._change_content(WorkflowChanges(name=name))
+
+    @event(Reverted)
+    def _reverted(self, actor: Actor, reverted_from_version: int, changes: ContentData) -> None:
+        self._change_content(WorkflowChanges.from_data(changes))
+
+    @event(Deleted)
+    def _deleted(self, actor: Actor, timestamp: datetime) -> None:
+        self.deleted_at = timestamp
+
+    @event(Restored)
+    def _restored(self, actor: Actor) -> None:
+        self.deleted_at = None
+
+    @event(PermanentlyDeleted)
+    def _permanently_deleted(self, actor: Actor) -> None:
+        self.erased = True
+
+    def _change_content(self, changes: WorkflowChanges) -> None:
+        """What every content event does: a new content version (the mutators' one shared step)."""
+        self.content = self.content.changed(changes)
+        self.content_version += 1
 
 
 MAX_VERSION = 2**31 - 1

@@ -1,4 +1,4 @@
-"""The analytics read model: per workflow per UTC day of a run's createdAt, what the Analytics tab sums.
+"""The analytics projection: per workflow per UTC day of a run's createdAt, what the Analytics tab sums.
 
 A run is counted on the day it was created, under its current status: when its status changes,
 its count moves between statuses on that same day (the projection keeps a small per-run state row
@@ -231,30 +231,3 @@ class AnalyticsProjection(ReadModel):
             key: row[key]
             for key in ("run_id", "workflow_id", "day", "status", "created_ms", "started_ms", "cost_usd")
         }
-
-
-TABLE_COLUMNS = {
-    "analytics_daily": ("workflow_id", "day", *DAILY_COLUMNS, "durations"),
-    "analytics_cost": ("workflow_id", "day", "model", "cli_id", "cost_usd", "runs"),
-    "analytics_run_state": (
-        "run_id",
-        "workflow_id",
-        "day",
-        "status",
-        "created_ms",
-        "started_ms",
-        "cost_usd",
-    ),
-    "analytics_run_models": ("run_id", "model", "cli_id", "workflow_id"),
-}
-
-
-def dump_tables(tx: Tx, tables: dict[str, tuple[str, ...]]) -> dict[str, list[tuple[Any, ...]]]:
-    """Sorted rows of each table, floats rounded so sums reached in another order compare equal."""
-    dump: dict[str, list[tuple[Any, ...]]] = {}
-    for table, columns in tables.items():
-        found = tx.execute(f"SELECT {', '.join(columns)} FROM {table}").fetchall()  # noqa: S608
-        dump[table] = sorted(
-            tuple(round(row[c], 6) if isinstance(row[c], float) else row[c] for c in columns) for row in found
-        )
-    return dump

@@ -2,18 +2,18 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, date, datetime, time
 from typing import Any
 
 import msgspec
-from msgspec import Struct
 
-from projections.analytics import TABLE_COLUMNS, dump_tables
+from domain.camel import CamelStruct
 from projections.analytics_buckets import (
     Counts,
     DayStats,
     Granularity,
+    Window,
     decode_histogram,
     merge_dense,
     p95_ms,
@@ -22,13 +22,14 @@ from projections.analytics_buckets import (
     window,
 )
 from projections.documents import iso_ms
+from projections.related_queries import RelatedCounts
 from store.database import Database
 
 COST_DIGITS = 10
 """Dollar sums are rounded to this many decimals, so float drift never shows on the wire."""
 
 
-class Kpis(Struct, rename="camel"):
+class Kpis(CamelStruct):
     """The window's totals; averages and p95 are over finished runs."""
 
     total_runs: int
@@ -43,7 +44,7 @@ class Kpis(Struct, rename="camel"):
     p95_duration_ms: int | None
 
 
-class CostBreakdownEntry(Struct, rename="camel"):
+class CostBreakdownEntry(CamelStruct):
     """What one model on one CLI cost over the window, and how many runs used it."""
 
     model: str
@@ -52,14 +53,14 @@ class CostBreakdownEntry(Struct, rename="camel"):
     runs: int
 
 
-class SuccessRatePoint(Struct, rename="camel"):
+class SuccessRatePoint(CamelStruct):
     bucket_start: str
     runs: int
     succeeded: int
     success_rate: float | None
 
 
-class RunsOverTimePoint(Struct, rename="camel"):
+class RunsOverTimePoint(CamelStruct):
     bucket_start: str
     total: int
     succeeded: int
@@ -67,14 +68,8 @@ class RunsOverTimePoint(Struct, rename="camel"):
     cancelled: int
 
 
-class RelatedCounts(Struct, rename="camel"):
-    personas: int
-    issues: int
-    learning_versions: int
-
-
-class AnalyticsAnswer(Struct, rename="camel"):
-    """The Analytics tab of one workflow over a window."""
+class RunStatistics(CamelStruct):
+    """The Analytics tab of one workflow over a window: what its runs did and cost."""
 
     workflow_id: str
     days: int
@@ -103,13 +98,31 @@ class Analytics:
         self.database = database
         self.clock: Callable[[], datetime] = clock or (lambda: datetime.now(UTC))
 
-    def answer(
+    def run_statistics(
         self, workflow_id: str, days: int, granularity: Granularity, related: RelatedCounts
-    ) -> AnalyticsAnswer:
+    ) -> RunStatistics:
         """The Analytics tab over the `days` most recent UTC days, summed into `granularity` buckets."""
         span = window(self.clock(), days)
-        first, last = span.first_day.toordinal(), span.last_day.toordinal()
-        scope = (workflow_id, first, last)
+        day_rows, cost_rows = self._rows(workflow_id, span)
+        by_day = {date.fromordinal(row["day"]): _day_stats(row) for row in day_rows}
+        buckets = sum_by_bucket(span, granularity, by_day)
+        histogram = merge_dense(decode_histogram(row["durations"]) for row in day_rows)
+        return RunStatistics(
+            workflow_id=workflow_id,
+            days=days,
+            granularity=granularity,
+            from_=iso_ms(span.start),
+            to=iso_ms(span.end),
+            kpis=_kpis(total(stats for _, stats in buckets), histogram),
+            cost_breakdown=_cost_breakdown(cost_rows),
+            success_rate_series=_success_rate_series(buckets),
+            runs_over_time=_runs_over_time(buckets),
+            related=related,
+        )
+
+    def _rows(self, workflow_id: str, span: Window) -> tuple[list[Any], list[Any]]:
+        """The window's day rows, and its costs summed per model and CLI, read in one transaction."""
+        scope = (workflow_id, span.first_day.toordinal(), span.last_day.toordinal())
         with self.database.transaction(commit=False) as tx:
             day_rows = tx.execute(
                 "SELECT day, queued, running, succeeded, failed, cancelled, cost_usd, finished_cost_usd,"
@@ -122,49 +135,39 @@ class Analytics:
                 " WHERE workflow_id = ? AND day BETWEEN ? AND ? GROUP BY model, cli_id",
                 scope,
             ).fetchall()
-        by_day = {date.fromordinal(row["day"]): _day_stats(row) for row in day_rows}
-        buckets = sum_by_bucket(span, granularity, by_day)
-        whole = total(stats for _, stats in buckets)
-        histogram = merge_dense(decode_histogram(row["durations"]) for row in day_rows)
-        costs = [
-            CostBreakdownEntry(row["model"], row["cli_id"], _money(float(row["cost_usd"])), int(row["runs"]))
-            for row in cost_rows
-        ]
-        costs.sort(key=lambda entry: (-entry.cost_usd, entry.model, entry.cli_id))
-        return AnalyticsAnswer(
-            workflow_id=workflow_id,
-            days=days,
-            granularity=granularity,
-            from_=iso_ms(span.start),
-            to=iso_ms(span.end),
-            kpis=_kpis(whole, histogram),
-            cost_breakdown=costs,
-            success_rate_series=[
-                SuccessRatePoint(
-                    _bucket_stamp(start),
-                    stats.counts.total,
-                    stats.counts.succeeded,
-                    stats.counts.success_rate,
-                )
-                for start, stats in buckets
-            ],
-            runs_over_time=[
-                RunsOverTimePoint(
-                    _bucket_stamp(start),
-                    stats.counts.total,
-                    stats.counts.succeeded,
-                    stats.counts.failed,
-                    stats.counts.cancelled,
-                )
-                for start, stats in buckets
-            ],
-            related=related,
-        )
+        return day_rows, cost_rows
 
-    def rows(self) -> dict[str, list[tuple[Any, ...]]]:
-        """Every row of every table, for comparing the view with a fresh rebuild."""
-        with self.database.transaction(commit=False) as tx:
-            return dump_tables(tx, TABLE_COLUMNS)
+
+def _cost_breakdown(cost_rows: Sequence[Any]) -> list[CostBreakdownEntry]:
+    """The costliest model and CLI first."""
+    costs = [
+        CostBreakdownEntry(row["model"], row["cli_id"], _money(float(row["cost_usd"])), int(row["runs"]))
+        for row in cost_rows
+    ]
+    costs.sort(key=lambda entry: (-entry.cost_usd, entry.model, entry.cli_id))
+    return costs
+
+
+def _success_rate_series(buckets: Sequence[tuple[date, DayStats]]) -> list[SuccessRatePoint]:
+    return [
+        SuccessRatePoint(
+            _bucket_stamp(start), stats.counts.total, stats.counts.succeeded, stats.counts.success_rate
+        )
+        for start, stats in buckets
+    ]
+
+
+def _runs_over_time(buckets: Sequence[tuple[date, DayStats]]) -> list[RunsOverTimePoint]:
+    return [
+        RunsOverTimePoint(
+            _bucket_stamp(start),
+            stats.counts.total,
+            stats.counts.succeeded,
+            stats.counts.failed,
+            stats.counts.cancelled,
+        )
+        for start, stats in buckets
+    ]
 
 
 def _day_stats(row: Any) -> DayStats:

@@ -11,7 +11,6 @@ A permanent delete replaces the `data` of every item of the workflow and of its 
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Literal
 
@@ -19,8 +18,10 @@ from eventsourcing.dispatch import singledispatchmethod
 from eventsourcing.utils import get_topic
 
 from domain.run import Run
-from domain.workflow import CONTENT_FIELDS, Actor, Content, Workflow
-from projections.documents import decode_dict, encode, epoch_ms, iso_ms
+from domain.workflow import Actor, Workflow
+from domain.workflow_content import ContentData as Content
+from projections.audit_state import changes_between, read_state
+from projections.documents import encode, epoch_ms, iso_ms
 from projections.read_model import WORKFLOW_EVENTS, ReadModel, topics_of
 from projections.reading import Tombstone, position_of
 from store.database import Tx
@@ -62,15 +63,6 @@ CONTENT_CHANGES: frozenset[PublicType] = frozenset(
 )
 
 
-def changes_between(before: Content, changes: Content) -> dict[str, Any]:
-    """`changedFields` and `changes: {field: {from, to}}` of a content change, fields in document order."""
-    fields = [field for field in CONTENT_FIELDS if field in changes]
-    return {
-        "changedFields": fields,
-        "changes": {field: {"from": before.get(field), "to": changes[field]} for field in fields},
-    }
-
-
 class AuditProjection(ReadModel):
     """Keeps `audit_event` one row per workflow and run event, and `audit_workflow` each one's content."""
 
@@ -101,7 +93,7 @@ class AuditProjection(ReadModel):
     @apply.register
     def _created(self, event: Workflow.Created, tx: Tx) -> None:
         workflow_id = str(event.originator_id)
-        content = {field: event.content[field] for field in CONTENT_FIELDS}
+        content = event.new_content().data()
         tx.execute(
             "INSERT INTO audit_workflow (workflow_id, project_id, version, content) VALUES (?, ?, 1, ?)"
             " ON CONFLICT (workflow_id) DO NOTHING",
@@ -137,7 +129,7 @@ class AuditProjection(ReadModel):
     @apply.register
     def _erased(self, event: Workflow.PermanentlyDeleted, tx: Tx) -> None:
         workflow_id = str(event.originator_id)
-        state = self._state(tx, workflow_id)
+        state = read_state(tx, workflow_id)
         if state is None:
             return  # its creation was never seen here, so neither is its project
         tx.execute("UPDATE audit_event SET data = ? WHERE workflow_id = ?", (ERASED_DATA, workflow_id))
@@ -162,7 +154,7 @@ class AuditProjection(ReadModel):
                 " VALUES (?, ?, 1, NULL) ON CONFLICT (workflow_id) DO NOTHING",
                 (workflow_id, event.project_id),
             )
-        state = self._state(tx, workflow_id)
+        state = read_state(tx, workflow_id)
         if state is None:
             return
         version = state.version
@@ -221,7 +213,7 @@ class AuditProjection(ReadModel):
         self, tx: Tx, event: Workflow.Event, type_: PublicType, changes: Content, extra: dict[str, Any]
     ) -> None:
         workflow_id = str(event.originator_id)
-        state = self._state(tx, workflow_id)
+        state = read_state(tx, workflow_id)
         if state is None or state.content is None:
             return
         version = state.version + 1
@@ -234,7 +226,7 @@ class AuditProjection(ReadModel):
 
     def _lifecycle(self, tx: Tx, event: Workflow.Deleted | Workflow.Restored, type_: PublicType) -> None:
         workflow_id = str(event.originator_id)
-        state = self._state(tx, workflow_id)
+        state = read_state(tx, workflow_id)
         if state is not None:
             self._record(tx, event, type_, state.project_id, workflow_id, state.version, {})
 
@@ -244,7 +236,7 @@ class AuditProjection(ReadModel):
         ).fetchone()
         if row is None:
             return
-        state = self._state(tx, row["workflow_id"])
+        state = read_state(tx, row["workflow_id"])
         if state is None or state.content is None:
             data = {"erased": True}  # a run recorded after its workflow was erased keeps no content
         version = event.originator_version
@@ -283,22 +275,3 @@ class AuditProjection(ReadModel):
                 encode(data).decode(),
             ),
         )
-
-    @staticmethod
-    def _state(tx: Tx, workflow_id: str) -> WorkflowState | None:
-        row = tx.execute(
-            "SELECT project_id, version, content FROM audit_workflow WHERE workflow_id = ?", (workflow_id,)
-        ).fetchone()
-        if row is None:
-            return None
-        content = None if row["content"] is None else decode_dict(row["content"])
-        return WorkflowState(row["project_id"], int(row["version"]), content)
-
-
-@dataclass(frozen=True)
-class WorkflowState:
-    """The audit model's own copy of a workflow: its project, content version and content (None: erased)."""
-
-    project_id: str
-    version: int
-    content: Content | None

@@ -5,14 +5,14 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from msgspec import Struct
-
+from domain.camel import CamelStruct
 from projections.audit import PublicType
 from projections.documents import ActorRow, decode_dict
+from projections.keyset import Keyset
 from store.database import Database
 
 
-class AuditItem(Struct, rename="camel", kw_only=True, omit_defaults=True):
+class AuditItem(CamelStruct, kw_only=True, omit_defaults=True):
     """One stored event as `history` and `events` answer it."""
 
     position: int
@@ -46,6 +46,8 @@ class PointInTime:
     updated_at: str
     deleted_at: str | None
 
+
+IN_STORE_ORDER = Keyset(("position",))
 
 _ITEM_COLUMNS = (
     "SELECT position, type, workflow_id, run_id, version, occurred_at, actor_key_id, actor_key_name,"
@@ -88,17 +90,19 @@ class AuditLog:
             ).fetchone()
             if state is None or state["content"] is None:
                 return None
-            rows = tx.execute(
-                f"{_ITEM_COLUMNS} WHERE workflow_id = ? AND run_id IS NULL AND project_id = ?"
-                " AND position > ? ORDER BY position LIMIT ?",
-                (workflow_id, project_id, after, limit + 1),
-            ).fetchall()
-        return [_item(row) for row in rows[:limit]], len(rows) > limit
+            rows, more = IN_STORE_ORDER.page(
+                tx,
+                f"{_ITEM_COLUMNS} WHERE workflow_id = ? AND run_id IS NULL AND project_id = ?",
+                (workflow_id, project_id),
+                (after,),
+                limit,
+            )
+        return [_item(row) for row in rows], more
 
     def events(self, project_id: str, where: AuditFilter, *, limit: int) -> tuple[list[AuditItem], bool]:
         """Up to `limit` of the project's items that pass the filter, in position order."""
-        sql = f"{_ITEM_COLUMNS} WHERE project_id = ? AND position > ?"
-        params: list[Any] = [project_id, where.after]
+        sql = f"{_ITEM_COLUMNS} WHERE project_id = ?"
+        params: list[Any] = [project_id]
         for clause, value in (
             (" AND type = ?", where.type),
             (" AND workflow_id = ?", where.workflow_id),
@@ -109,11 +113,9 @@ class AuditLog:
             if value is not None:
                 sql += clause
                 params.append(value)
-        sql += " ORDER BY position LIMIT ?"
-        params.append(limit + 1)
         with self.database.transaction(commit=False) as tx:
-            rows = tx.execute(sql, params).fetchall()
-        return [_item(row) for row in rows[:limit]], len(rows) > limit
+            rows, more = IN_STORE_ORDER.page(tx, sql, params, (where.after,), limit)
+        return [_item(row) for row in rows], more
 
     def point_in_time(self, project_id: str, workflow_id: str, at_ms: int) -> PointInTime | None:
         """The workflow's state at a moment, from its latest event then; None before it existed."""
@@ -128,9 +130,3 @@ class AuditLog:
             return None
         deleted_at = row["occurred_at"] if row["type"] == "workflow.deleted" else None
         return PointInTime(int(row["version"]), row["occurred_at"], deleted_at)
-
-    def rows(self) -> list[AuditItem]:
-        """Every item of every project, for comparing the view with a fresh rebuild."""
-        with self.database.transaction(commit=False) as tx:
-            found = tx.execute(f"{_ITEM_COLUMNS} ORDER BY position").fetchall()
-        return [_item(row) for row in found]

@@ -1,14 +1,20 @@
-"""The workflow document and list item as clients read them, and how content renders into them."""
+"""The workflow document and list item as clients read them, rendered in one place from typed content.
+
+The document is the content (`WorkflowContent`, the one declaration of a workflow's fields) plus its
+lifecycle, so a new content field appears in documents, views and answers without a change here.
+"""
 
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
-from typing import Annotated, Any
+from typing import Any
 
 import msgspec
-from msgspec import Meta, Struct
+from msgspec import UNSET, UnsetType
 
-from domain.workflow import CONTENT_FIELDS, Content
+from domain.camel import CamelStruct
+from domain.formats import Timestamp
+from domain.workflow_content import FIELD_NAMES, WorkflowChanges, WorkflowContent
 
 CLI_TOOL_LABELS = {
     "claude": "Claude Code",
@@ -18,94 +24,22 @@ CLI_TOOL_LABELS = {
     "opencode": "OpenCode",
 }
 
-Instructions = Annotated[str, Meta(max_length=100_000)]
-StepType = Annotated[str, Meta(min_length=1, max_length=64)]
 
-
-class SandboxConfig(Struct, rename="camel", forbid_unknown_fields=True):
-    """Sandbox defaults for a workflow's runs: which tool and model, and what resources."""
-
-    template_id: str | None = None
-    cli_id: str | None = None
-    model: str | None = None
-    timeout_ms: Annotated[int, Meta(ge=1_000, le=86_400_000)] | None = None
-    memory_mb: Annotated[int, Meta(ge=128, le=262_144)] | None = None
-    cpu_count: Annotated[int, Meta(ge=1, le=64)] | None = None
-
-
-class Step(Struct, rename="camel", forbid_unknown_fields=True):
-    """One execution step of the pipeline."""
-
-    type: StepType
-    cli_id: str | None = None
-    model: str | None = None
-    instructions: Instructions | None = None
-    id: str | None = None
-
-
-class PersonaStep(Struct, rename="camel", forbid_unknown_fields=True):
-    """One persona step of the pipeline."""
-
-    persona_id: Annotated[str, Meta(min_length=1)]
-    cli_id: str | None = None
-    model: str | None = None
-    type: StepType | None = None
-    instructions: Instructions | None = None
-
-
-GraphNode = Annotated[
-    dict[str, Any],
-    Meta(description="A builder node: `id` is required; every other field is kept as sent."),
-]
-GraphEdge = Annotated[
-    dict[str, Any],
-    Meta(description="A builder edge: `id`, `source` and `target` are required; others are kept."),
-]
-
-
-class WorkflowGraph(Struct, forbid_unknown_fields=True):
-    """The builder's saved canvas."""
-
-    nodes: Annotated[list[GraphNode], Meta(max_length=5_000)] = []
-    edges: Annotated[list[GraphEdge], Meta(max_length=20_000)] = []
-
-
-class Display(Struct, rename="camel"):
+class Display(CamelStruct):
     """Labels the list UI shows for the CLI tools a workflow uses."""
 
     cli_tools: list[str]
     cli_tool_labels: list[str]
 
 
-class ActorRow(Struct, rename="camel"):
+class ActorRow(CamelStruct):
     """The API key an event was recorded for."""
 
     key_id: str
     key_name: str
 
 
-class WorkflowDocument(Struct, rename="camel"):
-    """The full workflow, as `get` and every workflow write answer it."""
-
-    id: str
-    name: str
-    description: str | None
-    type: str
-    default_config: SandboxConfig | None
-    max_iterations: int | None
-    pipeline_steps: list[Step]
-    persona_pipeline_steps: list[PersonaStep]
-    workflow_graph: WorkflowGraph | None
-    default_checker_instructions: str | None
-    default_optimizer_instructions: str | None
-    version: int
-    created_at: str
-    updated_at: str
-    deleted_at: str | None
-    display: Display
-
-
-class WorkflowListItem(Struct, rename="camel"):
+class WorkflowListItem(CamelStruct):
     """One row of the workflows table."""
 
     id: str
@@ -115,10 +49,82 @@ class WorkflowListItem(Struct, rename="camel"):
     version: int
     step_count: int
     persona_step_count: int
-    created_at: str
-    updated_at: str
-    deleted_at: str | None
+    created_at: Timestamp
+    updated_at: Timestamp
+    deleted_at: Timestamp | None
     display: Display
+
+
+class WorkflowDocument(WorkflowContent, kw_only=True):
+    """The full workflow, as `get` and every workflow write answer it: its content, then its lifecycle."""
+
+    id: str
+    version: int
+    created_at: Timestamp
+    updated_at: Timestamp
+    deleted_at: Timestamp | None
+    display: Display
+
+    def content(self) -> WorkflowContent:
+        return WorkflowContent(**{name: getattr(self, name) for name in FIELD_NAMES})
+
+    def list_item(self) -> WorkflowListItem:
+        return WorkflowListItem(
+            id=self.id,
+            name=self.name,
+            description=self.description,
+            type=self.type,
+            version=self.version,
+            step_count=len(self.pipeline_steps),
+            persona_step_count=len(self.persona_pipeline_steps),
+            created_at=self.created_at,
+            updated_at=self.updated_at,
+            deleted_at=self.deleted_at,
+            display=self.display,
+        )
+
+    def revised(
+        self,
+        at: datetime,
+        changes: WorkflowChanges | None = None,
+        deleted_at: datetime | str | UnsetType | None = UNSET,
+    ) -> WorkflowDocument:
+        """The document after an event at `at`: a content change is a new version, a delete or restore not."""
+        content = self.content() if changes is None else self.content().changed(changes)
+        version = self.version if changes is None else self.version + 1
+        deleted = self.deleted_at if isinstance(deleted_at, UnsetType) else deleted_at
+        return render_document(self.id, content, version, self.created_at, at, deleted)
+
+
+def render_document(
+    workflow_id: str,
+    content: WorkflowContent,
+    version: int,
+    created_at: datetime | str,
+    updated_at: datetime | str,
+    deleted_at: datetime | str | None,
+) -> WorkflowDocument:
+    """The workflow document, from its content and lifecycle facts."""
+    return WorkflowDocument(
+        id=workflow_id,
+        version=version,
+        created_at=_stamp(created_at),
+        updated_at=_stamp(updated_at),
+        deleted_at=None if deleted_at is None else _stamp(deleted_at),
+        display=display_of(content),
+        **{name: getattr(content, name) for name in FIELD_NAMES},
+    )
+
+
+def display_of(content: WorkflowContent) -> Display:
+    """Distinct CLI ids of steps, persona steps and the default config, first seen first."""
+    seen: dict[str, None] = {}
+    holders = (*content.pipeline_steps, *content.persona_pipeline_steps, content.default_config)
+    for holder in holders:
+        if holder is not None and holder.cli_id:
+            seen.setdefault(holder.cli_id)
+    tools = list(seen)
+    return Display(cli_tools=tools, cli_tool_labels=[CLI_TOOL_LABELS.get(t, t) for t in tools])
 
 
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
@@ -138,60 +144,6 @@ def iso_ms(moment: datetime) -> str:
 def micros(moment: datetime) -> int:
     """A sortable integer for a moment, used as a keyset key."""
     return int(moment.timestamp() * 1_000_000)
-
-
-def display_of(content: Content) -> dict[str, list[str]]:
-    """Distinct CLI ids of steps, persona steps and the default config, first seen first."""
-    seen: dict[str, None] = {}
-    config = content.get("defaultConfig") or {}
-    for holder in (*content["pipelineSteps"], *content["personaPipelineSteps"], config):
-        cli_id = holder.get("cliId")
-        if cli_id:
-            seen.setdefault(cli_id)
-    tools = list(seen)
-    return {"cliTools": tools, "cliToolLabels": [CLI_TOOL_LABELS.get(t, t) for t in tools]}
-
-
-def render_document(
-    workflow_id: str,
-    content: Content,
-    version: int,
-    created_at: datetime | str,
-    updated_at: datetime | str,
-    deleted_at: datetime | str | None,
-) -> dict[str, Any]:
-    """The workflow document as plain data, from its content and lifecycle facts."""
-    document: dict[str, Any] = {"id": workflow_id}
-    document.update({field: content[field] for field in CONTENT_FIELDS})
-    document.update(
-        version=version,
-        createdAt=_stamp(created_at),
-        updatedAt=_stamp(updated_at),
-        deletedAt=None if deleted_at is None else _stamp(deleted_at),
-        display=display_of(content),
-    )
-    return document
-
-
-def list_item(document: dict[str, Any]) -> dict[str, Any]:
-    """The list row of a workflow document."""
-    return {
-        "id": document["id"],
-        "name": document["name"],
-        "description": document["description"],
-        "type": document["type"],
-        "version": document["version"],
-        "stepCount": len(document["pipelineSteps"]),
-        "personaStepCount": len(document["personaPipelineSteps"]),
-        "createdAt": document["createdAt"],
-        "updatedAt": document["updatedAt"],
-        "deletedAt": document["deletedAt"],
-        "display": document["display"],
-    }
-
-
-def content_of(document: dict[str, Any]) -> Content:
-    return {field: document[field] for field in CONTENT_FIELDS}
 
 
 def _stamp(value: datetime | str) -> str:

@@ -9,9 +9,10 @@ from uuid import UUID
 
 from eventsourcing.application import Application
 
+from projections.catch_up import CatchUp
 from projections.failures import ProjectionFailure, read_failures
 from projections.read_model import ReadModel
-from projections.runner import TrackedView, catch_up, read_positions
+from projections.runner import TrackedView
 from store.database import Database
 
 log = logging.getLogger("projections.runner")
@@ -26,7 +27,9 @@ class Projector:
         self.application = application
         self.database = database
         self.runners = [TrackedView(application, database, p) for p in projections]
-        self._lock = threading.Lock()
+        self._catch_up = CatchUp(application, database, self.runners)
+        self.leading = False
+        """Whether this process applies new events for every process (set by `ProjectionLeadership`)."""
 
     def create_tables(self) -> None:
         for runner in self.runners:
@@ -38,20 +41,18 @@ class Projector:
 
     def catch_up(self, up_to: int | None = None) -> None:
         """Return once every view has applied every event up to `up_to` (default: the head)."""
-        catch_up(self.application, self.database, self.runners, self._lock, up_to)
+        self._catch_up.run(up_to)
 
     def positions(self) -> dict[str, int]:
-        return read_positions(self.database, self.runners)
+        return self._catch_up.positions()
 
-    def runner(self, name: str) -> TrackedView:
-        for runner in self.runners:
-            if runner.name == name:
-                return runner
-        raise KeyError(name)
+    def applied(self) -> int:
+        """The position every view has reached."""
+        return min(self.positions().values(), default=0)
 
 
 class BackgroundCatchUp:
-    """Keeps the read models following events written elsewhere (scripts, imports, other hosts)."""
+    """SQLite (one process): keeps the read models following events written by commands (imports)."""
 
     def __init__(self, projector: Projector, interval: float = 1.0) -> None:
         self.projector = projector

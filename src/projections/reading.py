@@ -13,7 +13,7 @@ from eventsourcing.persistence import Mapper, Notification
 
 from domain.errors import ErasedError
 from projections.failures import is_transient
-from store.sealing import REQUEST_ID
+from store.sealing import REQUEST_ID, SealingMapper
 
 if TYPE_CHECKING:
     from projections.runner import TrackedView
@@ -73,6 +73,16 @@ def read_batch(
     `mapper` decodes them instead of the application's, after `prepare` has seen them (a replay's
     fetches their data keys in one query, and remembers them).
     """
+    notifications, new_position = read_notifications(application, runners, after, head, batch_size)
+    if prepare is not None:
+        prepare(notifications)
+    return decode(mapper or application.mapper, notifications), new_position
+
+
+def read_notifications(
+    application: Application[UUID], runners: Sequence[TrackedView], after: int, head: int, batch_size: int
+) -> tuple[Sequence[Notification], int]:
+    """The next stored events any of the runners reads, undecoded, and the position they reach."""
     topics = sorted({topic for runner in runners for topic in runner.projection.topics})
     if any(not runner.projection.topics for runner in runners):
         topics = []
@@ -80,14 +90,22 @@ def read_batch(
         start=after + 1, limit=batch_size, stop=head, topics=topics
     )
     full = len(notifications) == batch_size
-    new_position = notifications[-1].id if full else head
-    if prepare is not None:
-        prepare(notifications)
-    return decode(mapper or application.mapper, notifications), new_position
+    return notifications, notifications[-1].id if full else head
 
 
 def decode(mapper: Mapper[UUID], notifications: Sequence[Notification]) -> list[DecodedEvent]:
-    """Notifications as domain events, each with its position; an erased event as a tombstone."""
+    """Notifications as domain events, each with its position; an erased event as a tombstone.
+
+    The application's sealing mapper reads the batch's data keys fresh, in one query (never from
+    the process's cache: a view decodes only what the store can still decrypt).
+    """
+    if isinstance(mapper, SealingMapper) and mapper.source is mapper.keys:
+        with mapper.batch(notifications):
+            return _decode(mapper, notifications)
+    return _decode(mapper, notifications)
+
+
+def _decode(mapper: Mapper[UUID], notifications: Sequence[Notification]) -> list[DecodedEvent]:
     events: list[DecodedEvent] = []
     for notification in notifications:
         try:

@@ -27,6 +27,7 @@ import psycopg
 from eventsourcing.application import Application
 from psycopg.rows import dict_row
 
+from projections.catch_up import CatchUp
 from projections.containment import log_failures
 from projections.failures import ProjectionFailure, clear_failures, record_failures
 from projections.reading import read_batch
@@ -110,7 +111,7 @@ def rebuild_live(
 def _catch_up(runner: TrackedView) -> None:
     """Best effort: the swap is committed, and a live service's catch-up does this too."""
     try:
-        runner.catch_up()
+        CatchUp(runner.application, runner.database, [runner]).run()
     except Exception:
         log.exception("catching up the rebuilt %s failed; the service's catch-up will", runner.name)
 

@@ -1,4 +1,4 @@
-"""The related read model: personas, issues and learning versions a workflow's runs were linked to.
+"""The related projection: the personas, issues and learning versions a workflow's runs were linked to.
 
 Runs report links (`{"id", "name"}` per kind); each linked entity keeps how many distinct runs of
 the workflow linked it and the latest linking run's createdAt. A name sent later fills in (or
@@ -7,40 +7,15 @@ updates) the one kept; a link without a name keeps the name already known.
 
 from __future__ import annotations
 
-from datetime import timedelta
-from typing import Any
-
 from eventsourcing.dispatch import singledispatchmethod
 from eventsourcing.utils import get_topic
-from msgspec import Struct
 
 from domain.run import LINK_KINDS, Run
 from domain.workflow import Workflow
-from projections.analytics import dump_tables
-from projections.analytics_queries import RelatedCounts
-from projections.documents import EPOCH, epoch_ms, iso_ms
+from projections.documents import epoch_ms
 from projections.erasure import ERASED_WORKFLOWS_DDL, is_erased, mark_erased
 from projections.read_model import ReadModel
-from store.database import Database, Tx
-
-
-class RelatedEntity(Struct, rename="camel"):
-    """A persona, issue or learning version, as the Related tab lists it."""
-
-    id: str
-    name: str | None
-    run_count: int
-    last_run_at: str
-
-
-class RelatedAnswer(Struct, rename="camel"):
-    """The Related tab of one workflow; every list most recent first."""
-
-    workflow_id: str
-    personas: list[RelatedEntity]
-    issues: list[RelatedEntity]
-    learning_versions: list[RelatedEntity]
-
+from store.database import Tx
 
 ADD_LINK = (
     "INSERT INTO related_entities (workflow_id, kind, entity_id, name, run_count, last_run_ms)"
@@ -50,18 +25,13 @@ ADD_LINK = (
     " last_run_ms = CASE WHEN excluded.last_run_ms > related_entities.last_run_ms"
     " THEN excluded.last_run_ms ELSE related_entities.last_run_ms END"
 )
-TABLE_COLUMNS = {
-    "related_runs": ("run_id", "workflow_id", "created_ms"),
-    "related_run_links": ("run_id", "kind", "entity_id", "workflow_id"),
-    "related_entities": ("workflow_id", "kind", "entity_id", "name", "run_count", "last_run_ms"),
-}
 
 
 class RelatedProjection(ReadModel):
     """Keeps, per workflow, every entity its runs linked, with distinct run counts and last run."""
 
     name = "related"
-    tables = tuple(TABLE_COLUMNS)
+    tables = ("related_runs", "related_run_links", "related_entities")
     topics = tuple(get_topic(cls) for cls in (Run.Started, Run.Reported, Workflow.PermanentlyDeleted))
     ddl = (
         "CREATE TABLE IF NOT EXISTS related_runs ("
@@ -122,54 +92,3 @@ class RelatedProjection(ReadModel):
         mark_erased(tx, str(event.originator_id))
         for table in self.tables:
             tx.execute(f"DELETE FROM {table} WHERE workflow_id = ?", (str(event.originator_id),))  # noqa: S608
-
-
-class Related:
-    """Queries on the related read model; callers check the workflow belongs to their project."""
-
-    def __init__(self, database: Database) -> None:
-        self.database = database
-
-    def answer(self, workflow_id: str) -> RelatedAnswer:
-        with self.database.transaction(commit=False) as tx:
-            rows = tx.execute(
-                "SELECT kind, entity_id, name, run_count, last_run_ms FROM related_entities"
-                " WHERE workflow_id = ?",
-                (workflow_id,),
-            ).fetchall()
-        rows.sort(key=lambda row: (-int(row["last_run_ms"]), row["entity_id"]))
-        lists: dict[str, list[RelatedEntity]] = {kind: [] for kind in LINK_KINDS}
-        for row in rows:
-            lists[row["kind"]].append(
-                RelatedEntity(
-                    id=row["entity_id"],
-                    name=row["name"],
-                    run_count=int(row["run_count"]),
-                    last_run_at=iso_ms(EPOCH + timedelta(milliseconds=int(row["last_run_ms"]))),
-                )
-            )
-        return RelatedAnswer(
-            workflow_id=workflow_id,
-            personas=lists["personas"],
-            issues=lists["issues"],
-            learning_versions=lists["learningVersions"],
-        )
-
-    def counts(self, workflow_id: str) -> RelatedCounts:
-        """How many distinct entities of each kind the workflow's runs linked (all time)."""
-        with self.database.transaction(commit=False) as tx:
-            rows = tx.execute(
-                "SELECT kind, COUNT(*) AS entities FROM related_entities WHERE workflow_id = ? GROUP BY kind",
-                (workflow_id,),
-            ).fetchall()
-        found: dict[str, Any] = {row["kind"]: int(row["entities"]) for row in rows}
-        return RelatedCounts(
-            personas=found.get("personas", 0),
-            issues=found.get("issues", 0),
-            learning_versions=found.get("learningVersions", 0),
-        )
-
-    def rows(self) -> dict[str, list[tuple[Any, ...]]]:
-        """Every row of every table, for comparing the view with a fresh rebuild."""
-        with self.database.transaction(commit=False) as tx:
-            return dump_tables(tx, TABLE_COLUMNS)

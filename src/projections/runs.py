@@ -1,4 +1,4 @@
-"""The runs read model: one row per run with its answer as clients read it, paged newest first.
+"""The runs read model's projection: one row per run, holding the run's document as clients read it.
 
 A workflow's permanent delete removes its runs' rows, so `runs/get` and `workflows/runs` answer 404
 for them like every other route; their events stay in the store, sealed with the workflow's data key,
@@ -9,63 +9,18 @@ while it was under way) is never added.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-import msgspec
 from eventsourcing.dispatch import singledispatchmethod
 from eventsourcing.utils import get_topic
-from msgspec import Struct
 
 from domain.run import FINISHED, Run
 from domain.workflow import Workflow
-from projections.documents import SandboxConfig, decode_dict, encode, iso_ms, micros
+from projections.documents import decode_dict, encode, iso_ms, micros
 from projections.erasure import ERASED_WORKFLOWS_DDL, is_erased, mark_erased
 from projections.read_model import ReadModel
-from store.database import Database, Tx
-
-
-class CostBreakdownLine(Struct, rename="camel"):
-    """What one model on one CLI cost a run, as reported."""
-
-    model: str
-    cli_id: str
-    cost_usd: float
-    input_tokens: int | None
-    output_tokens: int | None
-
-
-class RunDocument(Struct, rename="camel"):
-    """One run, as `runs/get`, `workflows/runs` and every run write answer it."""
-
-    id: str
-    workflow_id: str
-    workflow_version: int
-    run_number: int
-    display_id: str
-    status: str
-    prompt: str
-    github_repo_url: str | None
-    branch_name: str | None
-    pr_url: str | None
-    config: SandboxConfig | None
-    reference_image_ids: list[str]
-    created_at: str
-    started_at: str | None
-    completed_at: str | None
-    duration_ms: int | None
-    cost_usd: float
-    cost_breakdown: list[CostBreakdownLine]
-    error: str | None
-
-
-@dataclass(frozen=True)
-class RunPageKey:
-    """Where a page of a workflow's runs ends: the last row's sort key."""
-
-    created_key: int
-    run_id: str
+from store.database import Tx
 
 
 def epoch_ms(stamp: str) -> int:
@@ -195,45 +150,3 @@ class RunsProjection(ReadModel):
         tx.execute(
             "UPDATE runs SET document = ? WHERE run_id = ?", (encode(document).decode(), document["id"])
         )
-
-
-decode_run = msgspec.json.Decoder(RunDocument).decode
-
-
-class Runs:
-    """Queries on the runs read model, always within one project."""
-
-    def __init__(self, database: Database) -> None:
-        self.database = database
-
-    def get(self, project_id: str, run_id: str) -> RunDocument | None:
-        with self.database.transaction(commit=False) as tx:
-            row = tx.execute(
-                "SELECT document FROM runs WHERE run_id = ? AND project_id = ?", (run_id, project_id)
-            ).fetchone()
-        return None if row is None else decode_run(row["document"])
-
-    def page(
-        self, project_id: str, workflow_id: str, *, after: RunPageKey | None, limit: int
-    ) -> tuple[list[RunDocument], RunPageKey | None]:
-        """Up to `limit` runs of a workflow, newest first, and the key to continue from (if more)."""
-        sql = "SELECT run_id, created_key, document FROM runs WHERE workflow_id = ? AND project_id = ?"
-        params: list[Any] = [workflow_id, project_id]
-        if after is not None:
-            sql += " AND (created_key, run_id) < (?, ?)"
-            params += [after.created_key, after.run_id]
-        sql += " ORDER BY created_key DESC, run_id DESC LIMIT ?"
-        params.append(limit + 1)
-        with self.database.transaction(commit=False) as tx:
-            rows = tx.execute(sql, params).fetchall()
-        more = len(rows) > limit
-        rows = rows[:limit]
-        items = [decode_run(row["document"]) for row in rows]
-        last = RunPageKey(rows[-1]["created_key"], rows[-1]["run_id"]) if more else None
-        return items, last
-
-    def rows(self) -> list[tuple[str, str]]:
-        """Every row, for comparing the view with a fresh rebuild."""
-        with self.database.transaction(commit=False) as tx:
-            found = tx.execute("SELECT run_id, document FROM runs ORDER BY run_id").fetchall()
-        return [(row["run_id"], row["document"]) for row in found]

@@ -15,6 +15,7 @@ import sys
 import time
 from collections import OrderedDict
 from collections.abc import Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
@@ -25,7 +26,7 @@ from eventsourcing.application import Application
 from eventsourcing.persistence import Mapper, Notification
 
 from projections.failures import ProjectionFailure
-from projections.reading import read_batch
+from projections.reading import decode, read_notifications
 from projections.runner import TrackedView
 from store.database import Dialect, Tx
 from store.sealing import DataKeys, SealingMapper
@@ -36,8 +37,6 @@ PROGRESS_EVERY = 10_000
 """Events between two progress lines on stderr."""
 REMEMBERED_KEYS = 100_000
 """Data keys a replay keeps unwrapped, so a workflow's events cost one key lookup, not one each."""
-PREFETCH_CHUNK = 500
-"""Data keys asked for in one query."""
 
 
 class PostgresLikeTx(Tx):
@@ -48,8 +47,9 @@ class PostgresLikeTx(Tx):
     """
 
     def execute(self, sql: str, params: Sequence[Any] = ()) -> Tx:
-        if any(isinstance(value, str) and "\x00" in value for value in params):
-            raise psycopg.DataError("PostgreSQL text fields cannot contain NUL (0x00) bytes")
+        for value in params:  # a plain loop: this runs for every statement of a replay
+            if isinstance(value, str) and "\x00" in value:
+                raise psycopg.DataError("PostgreSQL text fields cannot contain NUL (0x00) bytes")
         return super().execute(sql, params)
 
 
@@ -143,26 +143,19 @@ class RememberedKeys:
         self.keys = keys
         self.known: OrderedDict[str, bytes | None] = OrderedDict()
 
-    def key_for(self, aggregate_id: str, *, create: bool) -> bytes | None:
+    def key(self, aggregate_id: str) -> bytes | None:
         if aggregate_id not in self.known:
-            self._remember(aggregate_id, self.keys.key_for(aggregate_id, create=False))
+            self._remember(aggregate_id, self.keys.fetch([aggregate_id]).get(aggregate_id))
         return self.known[aggregate_id]
 
     def prefetch(self, notifications: Sequence[Notification]) -> None:
         """The keys of the page's aggregates not yet known (a run's is its workflow's: known by then)."""
-        wanted = sorted({str(n.originator_id) for n in notifications} - self.known.keys())
-        for start in range(0, len(wanted), PREFETCH_CHUNK):
-            chunk = wanted[start : start + PREFETCH_CHUNK]
-            marks = ", ".join("?" * len(chunk))
-            with self.keys.database.transaction(commit=False) as tx:
-                rows = tx.execute(
-                    f"SELECT aggregate_id, data_key FROM data_keys WHERE aggregate_id IN ({marks})",  # noqa: S608
-                    chunk,
-                ).fetchall()
-            for row in rows:
-                self._remember(
-                    row["aggregate_id"], self.keys.master_key.unwrap(row["data_key"], row["aggregate_id"])
-                )
+        wanted = {str(n.originator_id) for n in notifications} - self.known.keys()
+        if not wanted:
+            return
+        found = self.keys.fetch(wanted)
+        for aggregate_id in sorted(wanted):
+            self._remember(aggregate_id, found.get(aggregate_id))
 
     def _remember(self, aggregate_id: str, key: bytes | None) -> None:
         self.known[aggregate_id] = key
@@ -178,7 +171,7 @@ def replay_mapper(application: Application[UUID]) -> tuple[Mapper[UUID], Remembe
     if not isinstance(mapper, SealingMapper):
         return mapper, None
     keys = RememberedKeys(mapper.keys)
-    return SealingMapper(mapper.transcoder, keys), keys  # type: ignore[arg-type]
+    return mapper.with_keys(keys), keys
 
 
 def replay(
@@ -196,13 +189,11 @@ def replay(
     """
     result = Replayed({runner.name: [] for runner in runners})
     mapper, keys = replay_mapper(application)
-    prefetch = None if keys is None else keys.prefetch
     head = max(stops.values(), default=0)
-    position = start
-    while position < head:
-        events, next_position = read_batch(
-            application, runners, position, head, REPLAY_BATCH, mapper, prefetch
-        )
+    for notifications, position in _pages(application, runners, start, head):
+        if keys is not None:
+            keys.prefetch(notifications)
+        events = decode(mapper, notifications)
         with scratch.transaction() as tx:
             for runner in runners:
                 if runner.name in result.errors:
@@ -212,7 +203,26 @@ def replay(
                     result.failures[runner.name] += runner.apply_events(tx, mine, contain=True)
                 except Exception as error:
                     result.errors[runner.name] = error
-        position = next_position
         if progress is not None:
             progress.update(position)
     return result
+
+
+def _pages(
+    application: Application[UUID], runners: Sequence[TrackedView], start: int, head: int
+) -> Iterator[tuple[Sequence[Notification], int]]:
+    """The stored events after `start` up to `head`, page by page; each next page is read from the
+    store in a thread while the caller decodes and applies the one before (the read waits on I/O)."""
+    if start >= head:
+        return
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="replay-read") as reader:
+        pending = reader.submit(read_notifications, application, runners, start, head, REPLAY_BATCH)
+        while True:
+            notifications, position = pending.result()
+            if position < head:
+                pending = reader.submit(
+                    read_notifications, application, runners, position, head, REPLAY_BATCH
+                )
+            yield notifications, position
+            if position >= head:
+                return

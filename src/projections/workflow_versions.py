@@ -2,34 +2,28 @@
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Literal
 
 import msgspec
 from eventsourcing.dispatch import singledispatchmethod
-from msgspec import Struct
 
-from domain.workflow import CONTENT_DEFAULTS, CONTENT_FIELDS, Actor, Workflow, version_id
-from projections.documents import (
-    ActorRow,
-    WorkflowDocument,
-    content_of,
-    decode_dict,
-    decode_document,
-    encode,
-    render_document,
-)
+from domain.camel import CamelStruct
+from domain.formats import Timestamp
+from domain.workflow import Actor, Workflow, version_id
+from domain.workflow_content import CONTENT_DEFAULTS, WorkflowChanges
+from projections.documents import ActorRow, WorkflowDocument, decode_document, encode, render_document
 from projections.read_model import ReadModel, topics_of
 from store.database import Database, Tx
 
 Source = Literal["create", "update", "rename", "revert", "duplicate"]
 
 
-class VersionEntry(Struct, rename="camel"):
+class VersionEntry(CamelStruct):
     """One content version as the Versions tab lists it."""
 
     version_id: str
     version: int
-    created_at: str
+    created_at: Timestamp
     actor: ActorRow
     source: Source
     changed_fields: list[str]
@@ -42,7 +36,7 @@ DEFAULT_VERSIONS_LIMIT = 100
 MAX_VERSIONS_LIMIT = 1000
 
 
-class WorkflowVersions(Struct, rename="camel"):
+class WorkflowVersions(CamelStruct):
     """The Versions tab, a page at a time: content versions newest first, `nextCursor` to go on."""
 
     workflow_id: str
@@ -81,23 +75,23 @@ class WorkflowVersionsProjection(ReadModel):
     @apply.register
     def _created(self, event: Workflow.Created, tx: Tx) -> None:
         source: Source = "duplicate" if isinstance(event, Workflow.Duplicated) else "create"
-        changed = [f for f in CONTENT_FIELDS if event.content[f] != CONTENT_DEFAULTS.get(f)]
-        document = render_document(
-            str(event.originator_id), event.content, 1, event.timestamp, event.timestamp, None
-        )
+        content = event.new_content()
+        changed = [field for field, value in content.data().items() if value != CONTENT_DEFAULTS.get(field)]
+        at = event.timestamp
+        document = render_document(str(event.originator_id), content, 1, at, at, None)
         self._insert(tx, event.actor, event.project_id, document, source, changed, None)
 
     @apply.register
     def _updated(self, event: Workflow.Updated, tx: Tx) -> None:
-        self._next_version(tx, event, event.changes, "update", None)
+        self._next_version(tx, event, event.content_changes(), "update", None)
 
     @apply.register
     def _renamed(self, event: Workflow.Renamed, tx: Tx) -> None:
-        self._next_version(tx, event, {"name": event.name}, "rename", None)
+        self._next_version(tx, event, event.content_changes(), "rename", None)
 
     @apply.register
     def _reverted(self, event: Workflow.Reverted, tx: Tx) -> None:
-        self._next_version(tx, event, event.changes, "revert", event.reverted_from_version)
+        self._next_version(tx, event, event.content_changes(), "revert", event.reverted_from_version)
 
     @apply.register
     def _erased(self, event: Workflow.PermanentlyDeleted, tx: Tx) -> None:
@@ -107,7 +101,7 @@ class WorkflowVersionsProjection(ReadModel):
         self,
         tx: Tx,
         event: Workflow.Updated | Workflow.Renamed | Workflow.Reverted,
-        changes: dict[str, Any],
+        changes: WorkflowChanges,
         source: Source,
         reverted_from: int | None,
     ) -> None:
@@ -118,16 +112,8 @@ class WorkflowVersionsProjection(ReadModel):
         ).fetchone()
         if row is None:
             return
-        before = decode_dict(row["document"])
-        document = render_document(
-            before["id"],
-            {**content_of(before), **changes},
-            before["version"] + 1,
-            before["createdAt"],
-            event.timestamp,
-            None,
-        )
-        changed = [f for f in CONTENT_FIELDS if f in changes]
+        document = decode_document(row["document"]).revised(event.timestamp, changes, deleted_at=None)
+        changed = changes.wire_names()
         self._insert(tx, event.actor, row["project_id"], document, source, changed, reverted_from)
 
     @staticmethod
@@ -135,31 +121,25 @@ class WorkflowVersionsProjection(ReadModel):
         tx: Tx,
         actor: Actor,
         project_id: str,
-        document: dict[str, Any],
+        document: WorkflowDocument,
         source: Source,
         changed: list[str],
         reverted_from: int | None,
     ) -> None:
-        entry = {
-            "versionId": version_id(document["id"], document["version"]),
-            "version": document["version"],
-            "createdAt": document["updatedAt"],
-            "actor": {"keyId": actor["keyId"], "keyName": actor["keyName"]},
-            "source": source,
-            "changedFields": changed,
-            "revertedFromVersion": reverted_from,
-            "name": document["name"],
-        }
+        entry = VersionEntry(
+            version_id=version_id(document.id, document.version),
+            version=document.version,
+            created_at=document.updated_at,
+            actor=ActorRow(key_id=actor["keyId"], key_name=actor["keyName"]),
+            source=source,
+            changed_fields=changed,
+            reverted_from_version=reverted_from,
+            name=document.name,
+        )
         tx.execute(
             "INSERT INTO workflow_version (workflow_id, version, project_id, entry, document)"
             " VALUES (?, ?, ?, ?, ?)",
-            (
-                document["id"],
-                document["version"],
-                project_id,
-                encode(entry).decode(),
-                encode(document).decode(),
-            ),
+            (document.id, document.version, project_id, encode(entry).decode(), encode(document).decode()),
         )
 
 

@@ -8,6 +8,7 @@ import secrets
 import threading
 import time
 import uuid
+from collections import OrderedDict
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Literal, get_args
@@ -40,7 +41,13 @@ ADDED_KEY_COLUMNS = (
 KEY_PREFIX = "wfs_"
 
 USE_RECORD_INTERVAL_SECONDS = 60.0
-"""`last_used_at` is written at most this often per key and process, so most requests write nothing."""
+"""`last_used_at` is written at most this often per process (every key used since, in one transaction),
+and at once for a key's first use in the process, so most requests write nothing."""
+KEY_CACHE_SECONDS = 5.0
+"""How long a process answers for a key from memory before reading its row again: a key revoked by
+another process (the CLI, another server) stops working within this; one revoked through this
+process's `Accounts`, and one past its expiry, at once."""
+CACHED_KEYS = 10_000
 
 log = logging.getLogger(__name__)
 
@@ -125,8 +132,11 @@ class Accounts:
 
     def __init__(self, database: Database) -> None:
         self.database = database
-        self._use_recorded_until: dict[str, float] = {}
-        self._use_lock = threading.Lock()
+        self._lock = threading.Lock()
+        self._known: OrderedDict[str, _Known] = OrderedDict()
+        self._uses: dict[str, str] = {}
+        self._recorded: set[str] = set()
+        self._next_record = time.monotonic() + USE_RECORD_INTERVAL_SECONDS
 
     def create_project(self, name: str) -> NewKey:
         project_id = uuid.uuid4().hex
@@ -206,33 +216,85 @@ class Accounts:
                 live = tx.execute("SELECT 1 FROM api_keys WHERE key_id = ?", (key_id,)).fetchone()
                 if live is None:
                     raise NotFound(f"no API key has id {key_id!r}")
+        with self._lock:
+            for key_hash in [h for h, known in self._known.items() if known.principal.key_id == key_id]:
+                del self._known[key_hash]
 
     def authenticate(self, secret: str) -> Principal | None:
-        """The principal of a live key, or None for an unknown, revoked or expired one."""
+        """The principal of a live key, or None for an unknown, revoked or expired one.
+
+        A live key is answered from memory for KEY_CACHE_SECONDS after its row was read; an unknown
+        one is never remembered, so a key made by another process works at once.
+        """
         if not secret.startswith(KEY_PREFIX):
             return None
+        key_hash = hash_secret(secret)
+        now = time.monotonic()
+        with self._lock:
+            known = self._known.get(key_hash)
+        if known is None or now >= known.until:
+            known = self._read(key_hash, now)
+        if known is None or _expired(known.expires_at):
+            return None
+        self._record_use(known.principal.key_id, now)
+        return known.principal
+
+    def _read(self, key_hash: str, now: float) -> _Known | None:
         with self.database.transaction(commit=False) as tx:
             row = tx.execute(
                 "SELECT key_id, project_id, name, scope, expires_at FROM api_keys"
                 " WHERE key_hash = ? AND revoked_at IS NULL",
-                (hash_secret(secret),),
+                (key_hash,),
             ).fetchone()
-        if row is None or _expired(row["expires_at"]):
-            return None
-        self._record_use(row["key_id"])
-        return Principal(
-            project_id=row["project_id"], key_id=row["key_id"], key_name=row["name"], scope=row["scope"]
-        )
+        with self._lock:
+            if row is None:
+                self._known.pop(key_hash, None)
+                return None
+            principal = Principal(row["project_id"], row["key_id"], row["name"], row["scope"])
+            known = _Known(principal, row["expires_at"], now + KEY_CACHE_SECONDS)
+            self._known[key_hash] = known
+            self._known.move_to_end(key_hash)
+            while len(self._known) > CACHED_KEYS:
+                self._known.popitem(last=False)
+        return known
 
-    def _record_use(self, key_id: str) -> None:
-        """Best effort, and at most once a minute per key: a failure here must not fail the request."""
-        now = time.monotonic()
-        with self._use_lock:
-            if now < self._use_recorded_until.get(key_id, 0.0):
+    def _record_use(self, key_id: str, now: float) -> None:
+        """Note the use; write the noted ones when a key is first used here or the interval is over."""
+        with self._lock:
+            self._uses[key_id] = _now()
+            if key_id in self._recorded and now < self._next_record:
                 return
-            self._use_recorded_until[key_id] = now + USE_RECORD_INTERVAL_SECONDS
+            uses, self._uses = self._uses, {}
+            self._recorded.update(uses)
+            self._next_record = now + USE_RECORD_INTERVAL_SECONDS
+        self._write_uses(uses)
+
+    def flush_uses(self) -> None:
+        """Write every use noted since the last write (on shutdown)."""
+        with self._lock:
+            uses, self._uses = self._uses, {}
+        self._write_uses(uses)
+
+    def _write_uses(self, uses: dict[str, str]) -> None:
+        """Best effort: a failure here must not fail the request."""
+        if not uses:
+            return
         try:
             with self.database.transaction() as tx:
-                tx.execute("UPDATE api_keys SET last_used_at = ? WHERE key_id = ?", (_now(), key_id))
+                for key_id, used_at in sorted(uses.items()):
+                    tx.execute(
+                        "UPDATE api_keys SET last_used_at = ? WHERE key_id = ? AND"
+                        " (last_used_at IS NULL OR last_used_at < ?)",
+                        (used_at, key_id, used_at),
+                    )
         except Exception as error:
-            log.warning("could not record the use of API key %s: %s", key_id, type(error).__name__)
+            log.warning("could not record the use of API keys %s: %s", sorted(uses), type(error).__name__)
+
+
+@dataclass(frozen=True)
+class _Known:
+    """A live key as last read, answered from memory until `until` (time.monotonic())."""
+
+    principal: Principal
+    expires_at: str | None
+    until: float

@@ -46,6 +46,7 @@ class StoreConfig:
                 "PERSISTENCE_MODULE": "eventsourcing.sqlite",
                 "SQLITE_DBNAME": str(Path(path).expanduser()),
                 "SQLITE_LOCK_TIMEOUT": str(SQLITE_BUSY_SECONDS),
+                "APPLICATION_RECORDER_TOPIC": "store.recorders:SqliteRecorder",  # keys with events
             }
             return cls(url, "sqlite", env)
         if parts.scheme in ("postgresql", "postgres"):

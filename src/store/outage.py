@@ -8,11 +8,15 @@ and its recorder retries every call ten times, which turns a 1 s wait into 12 s.
 from __future__ import annotations
 
 import sqlite3
+import time
+from collections.abc import Sequence
 from typing import Any
 
 import psycopg
-from eventsourcing.persistence import ConnectionUnavailableError
-from eventsourcing.postgres import PostgresApplicationRecorder, PostgresFactory
+from eventsourcing.persistence import ConnectionUnavailableError, StoredEvent
+from eventsourcing.postgres import ConnectionPool, PostgresApplicationRecorder, PostgresFactory
+
+from store.recorders import insert_data_keys
 
 CONNECTION_WAIT_SECONDS = 2
 """How long a request waits for a pooled connection before the store counts as unavailable: inside
@@ -29,6 +33,11 @@ POSTGRES_CONNECTION_OPTIONS: dict[str, Any] = {
     "keepalives_count": 2,
     "tcp_user_timeout": 1500,  # ms: a query whose bytes the server does not acknowledge fails
 }
+
+PING_AFTER_IDLE_SECONDS = 1.0
+"""A pooled connection idle for longer is checked with an empty query before use (pre-ping); one in
+use within the last second is not: if it died since, that request answers 503 and the pool replaces it."""
+HANDED_OUT = "_wfs_handed_out"
 
 OUTAGE_SQLSTATE_CLASSES = frozenset({"08", "40", "53", "57", "58"})
 """Connection, transaction rollback, insufficient resources, operator intervention, system error."""
@@ -49,6 +58,10 @@ class PostgresRecorder(PostgresApplicationRecorder):
     select_notifications = _once(PostgresApplicationRecorder.select_notifications)
     max_notification_id = _once(PostgresApplicationRecorder.max_notification_id)
 
+    def _insert_events(self, curs: Any, stored_events: Sequence[StoredEvent], **kwargs: Any) -> None:
+        """Runs first in the insert's transaction and pipeline: a save's new data keys, with its events."""
+        insert_data_keys(curs, kwargs, "%s")
+
 
 class PostgresStore(PostgresFactory):
     """The library's PostgreSQL infrastructure, with its connection pool's waits bounded."""
@@ -61,6 +74,18 @@ class PostgresStore(PostgresFactory):
         assert isinstance(pool.kwargs, dict)
         pool.kwargs.update(POSTGRES_CONNECTION_OPTIONS)
         pool.reconnect_timeout = RECONNECT_GIVE_UP_SECONDS
+        if pool._check is not None:  # POSTGRES_PRE_PING
+            pool._check = ping_if_idle
+
+
+def ping_if_idle(connection: Any) -> None:
+    """The pool's check before handing a connection out: a round trip, unless it was handed out
+    within PING_AFTER_IDLE_SECONDS (then it worked a moment ago, and a request pays no extra trip)."""
+    now = time.monotonic()
+    last: float | None = getattr(connection, HANDED_OUT, None)
+    setattr(connection, HANDED_OUT, now)
+    if last is None or now - last >= PING_AFTER_IDLE_SECONDS or connection.closed:
+        ConnectionPool.check_connection(connection)
 
 
 def is_outage(error: BaseException) -> bool:

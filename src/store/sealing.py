@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import base64
 import os
-from collections.abc import Hashable
+from collections.abc import Hashable, Iterator, Sequence
+from contextlib import contextmanager
+from contextvars import ContextVar
 from typing import Any, cast
 from uuid import UUID
 
@@ -17,8 +19,9 @@ from eventsourcing.utils import get_topic, resolve_topic
 from domain.errors import ErasedError
 from domain.request_context import current_request_id
 from domain.workflow import Sealed
-from store.database import Database
-from store.key_encryption import WRAPPED_PREFIX, KeyEncryptionKey, MasterKeyError
+from store.data_keys import DATA_KEYS_DDL, BatchKeys, DataKeys, KeySource
+
+__all__ = ["CLEAR_FIELDS", "DATA_KEYS_DDL", "REQUEST_ID", "DataKeys", "SealingMapper"]
 
 CLEAR_FIELDS = frozenset({"timestamp", "actor", "project_id", "originator_topic"})
 """Fields kept readable after erasure, so the audit trail can still say what happened and who did it.
@@ -27,6 +30,9 @@ A `Sealed` event class may name its own set in `clear_fields`, and in `key_owner
 holding the id of the aggregate whose data key seals it (default: the event's own aggregate).
 """
 
+CIPHERS_KEPT = 1024
+"""AES-GCM contexts a mapper keeps for the keys it used last (cleared when full)."""
+
 REQUEST_ID = "request_id"
 """The stored field naming the request that caused an event; always clear, never sealed.
 
@@ -34,97 +40,74 @@ Events stored outside a request (CLI, scripts), and events stored before request
 none: they load with `request_id = None`.
 """
 
-DATA_KEYS_DDL = (
-    "CREATE TABLE IF NOT EXISTS data_keys (aggregate_id TEXT PRIMARY KEY, data_key TEXT NOT NULL)",
-    "CREATE TABLE IF NOT EXISTS data_key_check (id INTEGER PRIMARY KEY, check_value TEXT NOT NULL)",
-)
 
-
-class DataKeys:
-    """One random AES-256 key per workflow, stored wrapped by the KEK; destroying it is erasure."""
-
-    def __init__(self, database: Database, master_key: KeyEncryptionKey) -> None:
-        self.database = database
-        self.master_key = master_key
-
-    def key_for(self, aggregate_id: str, *, create: bool) -> bytes | None:
-        with self.database.transaction(commit=False) as tx:
-            row = tx.execute(self._select, (aggregate_id,)).fetchone()
-        if row is not None:
-            return self.master_key.unwrap(row["data_key"], aggregate_id)
-        if not create:
-            return None
-        wrapped = self.master_key.wrap(AESGCM.generate_key(bit_length=256), aggregate_id)
-        with self.database.transaction() as tx:
-            tx.execute(
-                "INSERT INTO data_keys (aggregate_id, data_key) VALUES (?, ?) "
-                "ON CONFLICT (aggregate_id) DO NOTHING",
-                (aggregate_id, wrapped),
-            )
-            row = tx.execute(self._select, (aggregate_id,)).fetchone()
-        return self.master_key.unwrap(row["data_key"], aggregate_id)
-
-    _select = "SELECT data_key FROM data_keys WHERE aggregate_id = ?"
-
-    @staticmethod
-    def destroy(tx: Any, aggregate_id: str) -> None:
-        """Forget the key inside the caller's transaction; idempotent."""
-        tx.execute("DELETE FROM data_keys WHERE aggregate_id = ?", (aggregate_id,))
-
-    def check_master_key(self) -> None:
-        """Refuse a KEK other than the store's: the first start records a check value, later ones test it."""
-        with self.database.transaction() as tx:
-            if tx.execute("SELECT 1 FROM data_key_check WHERE id = 1").fetchone() is None:
-                self._check_a_wrapped_key(tx)
-                tx.execute(
-                    "INSERT INTO data_key_check (id, check_value) VALUES (1, ?) ON CONFLICT (id) DO NOTHING",
-                    (self.master_key.check_value(),),
-                )
-            row = tx.execute("SELECT check_value FROM data_key_check WHERE id = 1").fetchone()
-        if not self.master_key.opens(row["check_value"]):
-            raise MasterKeyError(self.master_key.mismatch())
-
-    def _check_a_wrapped_key(self, tx: Any) -> None:
-        """A store wrapped before check values existed: one of its keys must open."""
-        row = tx.execute(
-            "SELECT aggregate_id, data_key FROM data_keys WHERE data_key LIKE ? LIMIT 1",
-            (f"{WRAPPED_PREFIX}%",),
-        ).fetchone()
-        if row is not None:
-            self.master_key.unwrap(row["data_key"], row["aggregate_id"])
-
-    def wrap_plain_keys(self) -> int:
-        """Wrap keys stored in plain hex by earlier versions; idempotent, safe beside other processes."""
-        with self.database.transaction() as tx:
-            rows = tx.execute(
-                "SELECT aggregate_id, data_key FROM data_keys WHERE data_key NOT LIKE ?",
-                (f"{WRAPPED_PREFIX}%",),
-            ).fetchall()
-            for row in rows:
-                plain = bytes.fromhex(row["data_key"])
-                tx.execute(
-                    "UPDATE data_keys SET data_key = ? WHERE aggregate_id = ? AND data_key = ?",
-                    (self.master_key.wrap(plain, row["aggregate_id"]), row["aggregate_id"], row["data_key"]),
-                )
-        if rows:
-            self.database.clear_residue()
-        return len(rows)
+_batch_keys: ContextVar[BatchKeys | None] = ContextVar("batch_keys", default=None)
+"""The keys of the batch this thread is decoding (`SealingMapper.batch`), if any."""
 
 
 class SealingMapper(Mapper[UUID]):
-    """Maps events to stored events, encrypting the content of `Sealed` events with their workflow's key."""
+    """Maps events to stored events, encrypting the content of `Sealed` events with their workflow's key.
 
-    def __init__(self, transcoder: Transcoder, keys: DataKeys) -> None:
+    `keys` is the store's keys; `source` where existing keys are looked up: the process's cache
+    (the default, for loads and saves), or a replay's (`with_keys`); within `batch`, one batch's.
+    """
+
+    def __init__(self, transcoder: Transcoder, keys: DataKeys, source: KeySource | None = None) -> None:
         super().__init__(transcoder=transcoder)
         self.keys = keys
+        self.source: KeySource = source or keys
+        self._ciphers: dict[bytes, AESGCM] = {}
+
+    def with_keys(self, source: KeySource) -> SealingMapper:
+        return SealingMapper(self.transcoder, self.keys, source)
+
+    @contextmanager
+    def batch(self, stored_events: Sequence[StoredEvent]) -> Iterator[None]:
+        """Within the block, this thread decodes with these events' keys, read fresh in one query,
+        not from the cache (projections: a view decodes only what the store can still decrypt)."""
+        token = _batch_keys.set(BatchKeys(self.keys, self.owners(stored_events)))
+        try:
+            yield
+        finally:
+            _batch_keys.reset(token)
+
+    def owners(self, stored_events: Sequence[StoredEvent]) -> set[str]:
+        """The ids whose data keys seal these events (an unknown topic's event is left to the decode)."""
+        owners: set[str] = set()
+        for stored_event in stored_events:
+            try:
+                cls = resolve_topic(stored_event.topic)
+                field: str | None = getattr(cls, "key_owner_field", None)
+                if not field:
+                    owners.add(str(stored_event.originator_id))
+                elif issubclass(cls, Sealed):
+                    owners.add(str(self.transcoder.decode(stored_event.state)[field]))
+            except Exception:  # noqa: S112 - the decode reports it, event by event
+                continue
+        return owners
 
     def to_stored_event(self, domain_event: DomainEventProtocol[UUID]) -> StoredEvent:
+        return self._stored(domain_event, None)
+
+    def to_stored_events(
+        self, domain_events: Sequence[DomainEventProtocol[UUID]]
+    ) -> tuple[list[StoredEvent], dict[str, tuple[bytes, str]]]:
+        """The stored events, and the data keys (plain, wrapped) made for workflows they create.
+
+        The recorder stores those keys in the transaction of the events (`UPSERT_KEY`).
+        """
+        new_keys: dict[str, tuple[bytes, str]] = {}
+        return [self._stored(event, new_keys) for event in domain_events], new_keys
+
+    def _stored(
+        self, domain_event: DomainEventProtocol[UUID], new_keys: dict[str, tuple[bytes, str]] | None
+    ) -> StoredEvent:
         state = dict(vars(domain_event))
         originator_id = state.pop("originator_id")
         originator_version = state.pop("originator_version")
         request_id = state.pop(REQUEST_ID, None) or current_request_id.get()
         if isinstance(domain_event, Sealed):
-            self._seal(type(domain_event), state, originator_id, originator_version)
+            self._seal(type(domain_event), state, originator_id, originator_version, new_keys)
         if request_id is not None:
             state[REQUEST_ID] = request_id
         return StoredEvent(
@@ -134,26 +117,48 @@ class SealingMapper(Mapper[UUID]):
             state=self.transcoder.encode(state),
         )
 
-    def _seal(self, cls: type, state: dict[str, Any], originator_id: UUID, originator_version: int) -> None:
-        """Replace the content fields of `state` by their ciphertext under the owner's data key.
-
-        Only a workflow's first event may make its key: a missing key later means the workflow
-        was erased, and nothing may be sealed with a key made after that.
-        """
+    def _seal(
+        self,
+        cls: type,
+        state: dict[str, Any],
+        originator_id: UUID,
+        originator_version: int,
+        new_keys: dict[str, tuple[bytes, str]] | None,
+    ) -> None:
+        """Replace the content fields of `state` by their ciphertext under the owner's data key."""
         clear = getattr(cls, "clear_fields", CLEAR_FIELDS)
         secret = {name: state.pop(name) for name in list(state) if name not in clear}
         if not secret:
             return
         owner = _key_owner(cls, state, originator_id)
-        first = owner == str(originator_id) and originator_version == 1
-        key = self.keys.key_for(owner, create=first)
-        if key is None:
-            raise ErasedError(f"no workflow has id {owner!r}")
+        key = self._sealing_key(owner, owner == str(originator_id) and originator_version == 1, new_keys)
         nonce = os.urandom(12)
-        sealed = AESGCM(key).encrypt(
+        sealed = self._cipher(key).encrypt(
             nonce, self.transcoder.encode(secret), _associated_data(originator_id, originator_version)
         )
         state["sealed"] = base64.b64encode(nonce + sealed).decode()
+
+    def _sealing_key(self, owner: str, first: bool, new_keys: dict[str, tuple[bytes, str]] | None) -> bytes:
+        """Only a workflow's first event may make its key: a missing key later means it was erased,
+        and nothing may be sealed with a key made after that."""
+        if new_keys is not None and owner in new_keys:
+            return new_keys[owner][0]
+        if first and new_keys is not None:
+            new_keys[owner] = self.keys.new_key(owner)
+            return new_keys[owner][0]
+        key = self.keys.key_for(owner, create=True) if first else self.source.key(owner)
+        if key is None:
+            raise ErasedError(f"no workflow has id {owner!r}")
+        return key
+
+    def _cipher(self, key: bytes) -> AESGCM:
+        """One AESGCM per key in use (making one costs about as much as decrypting an event)."""
+        cipher = self._ciphers.get(key)
+        if cipher is None:
+            if len(self._ciphers) >= CIPHERS_KEPT:
+                self._ciphers.clear()
+            cipher = self._ciphers[key] = AESGCM(key)
+        return cipher
 
     def to_domain_event(self, stored_event: StoredEvent) -> DomainEventProtocol[UUID]:
         cls = resolve_topic(stored_event.topic)
@@ -177,12 +182,12 @@ class SealingMapper(Mapper[UUID]):
         return state
 
     def _unseal(self, stored_event: StoredEvent, owner: str, sealed: str) -> dict[str, Any]:
-        key = self.keys.key_for(owner, create=False)
+        key = (_batch_keys.get() or self.source).key(owner)
         if key is None:
             raise ErasedError(f"no workflow has id {owner!r}")
         blob = base64.b64decode(sealed)
         try:
-            plain = AESGCM(key).decrypt(
+            plain = self._cipher(key).decrypt(
                 blob[:12],
                 blob[12:],
                 _associated_data(stored_event.originator_id, stored_event.originator_version),

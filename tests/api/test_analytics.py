@@ -6,18 +6,18 @@ import math
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
+import msgspec
 import pytest
 
 from composition.services import Services
 from domain.backdating import collect_at, save_backdated
 from domain.run import Run, RunNumber
-from domain.workflow import Actor
+from domain.run_values import RunReport, RunRequest, RunStatus
 from projections.analytics_buckets import P95_RELATIVE_ERROR
-from tests.conftest import Api
+from tests.support.client import Api
+from tests.support.data import ACTOR, GPT, OPUS
+from tests.support.views import replay_from_scratch, view_rows
 
-OPUS = {"model": "claude-opus-4-7", "cliId": "claude", "costUsd": 1.25, "inputTokens": 1000}
-GPT = {"model": "gpt-5", "cliId": "codex", "costUsd": 0.1}
-ACTOR: Actor = {"keyId": "importer", "keyName": "importer"}
 ANSWER_FIELDS = {
     "workflowId",
     "days",
@@ -195,19 +195,12 @@ def backdated_run(
     backend: Services, api: Api, workflow_id: str, number: int, created: datetime, outcome: str
 ) -> None:
     """A run created at `created` that ran for ten minutes, stored through the domain with its times."""
-    run = Run.start(
-        project_id=api.project_id,
-        actor=ACTOR,
-        workflow_id=workflow_id,
-        workflow_version=1,
-        run_number=number,
-        prompt="imported",
-    )
+    run = Run.start(ACTOR, api.project_id, (workflow_id, 1), number, RunRequest(prompt="imported"))
     events = collect_at(RunNumber.claim(api.project_id, number, run.id), created)
     events += collect_at(run, created)
-    run.report(ACTOR, "running")
+    run.report(ACTOR, RunReport(status=RunStatus.RUNNING))
     events += collect_at(run, created + timedelta(minutes=1))
-    run.report(ACTOR, outcome, cost_lines=[GPT])
+    run.report(ACTOR, msgspec.convert({"status": outcome, "costBreakdown": [GPT]}, RunReport))
     events += collect_at(run, created + timedelta(minutes=11))
     backend.settle(save_backdated(backend.workflows, events))
 
@@ -258,6 +251,7 @@ def test_a_leap_day_is_its_own_bucket(api: Api, backend: Services) -> None:
     assert len(analytics(api, workflow["id"], days=1)["runsOverTime"]) == 1
 
 
+@pytest.mark.sqlite_only
 @pytest.mark.parametrize(
     ("params", "field"),
     [
@@ -279,6 +273,7 @@ def test_analytics_refuses_bad_days_and_granularity(api: Api, params: dict[str, 
     assert response.json()["errors"][0]["field"] == field
 
 
+@pytest.mark.sqlite_only
 def test_analytics_and_related_need_an_id(api: Api) -> None:
     for path in ("/workflows/analytics", "/workflows/related"):
         response = api.get(path)
@@ -295,6 +290,7 @@ def test_unknown_and_other_projects_workflows_are_404(api: Api, other_api: Api) 
         assert other_api.get(path, id=theirs["id"]).status_code == 200
 
 
+@pytest.mark.sqlite_only
 def test_analytics_needs_a_key(api: Api) -> None:
     workflow = api.create()
     response = api.client.get("/api/v1/workflows/analytics", params={"id": workflow["id"]})
@@ -371,19 +367,15 @@ def test_a_soft_deleted_workflow_keeps_its_tabs_and_an_erased_one_loses_them(
     assert api.post("/workflows/permanent-delete", {"workflowId": workflow["id"]}).status_code == 200
     assert api.get("/workflows/analytics", id=workflow["id"]).status_code == 404
     assert api.get("/workflows/related", id=workflow["id"]).status_code == 404
-    for table, rows in [*backend.analytics.rows().items(), *backend.related.rows().items()]:
+    for table, rows in view_rows(backend, "analytics", "related").items():
         assert all(workflow["id"] not in row for row in rows), table
     assert analytics(api, kept["id"])["kpis"]["totalRuns"] == 1
     assert len(api.get("/workflows/related", id=kept["id"]).json()["issues"]) == 1
 
 
-def rebuilt(backend: Services) -> tuple[Any, Any]:
-    for name in ("analytics", "related"):
-        runner = backend.projector.runner(name)
-        runner.drop_tables()
-        runner.create_tables()
-        runner.catch_up()
-    return backend.analytics.rows(), backend.related.rows()
+def rebuilt(backend: Services) -> dict[str, list[tuple[Any, ...]]]:
+    replay_from_scratch(backend, "analytics", "related")
+    return view_rows(backend, "analytics", "related")
 
 
 def test_the_views_equal_a_fresh_rebuild(api: Api, backend: Services) -> None:
@@ -396,8 +388,8 @@ def test_the_views_equal_a_fresh_rebuild(api: Api, backend: Services) -> None:
     report(api, linked["id"], "succeeded", links={"personas": [{"id": "p1", "name": "P"}, {"id": "p2"}]})
     assert api.post("/workflows/permanent-delete", {"workflowId": erased["id"]}).status_code == 200
     backdated_run(backend, api, workflow["id"], 12, datetime.now(UTC) - timedelta(days=100), "failed")
-    before = backend.analytics.rows(), backend.related.rows()
-    assert before[0]["analytics_daily"], "the view has rows to compare"
+    before = view_rows(backend, "analytics", "related")
+    assert before["analytics_daily"], "the view has rows to compare"
     assert rebuilt(backend) == before
     pin(backend, datetime.now(UTC))
     after = analytics(api, workflow["id"], days=366, granularity="monthly")

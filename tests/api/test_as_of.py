@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from tests.conftest import Api
+from tests.support.client import Api
 
 
 def ms(stamp: str) -> int:

@@ -9,39 +9,15 @@ from typing import Any
 import pytest
 
 from composition.services import Services
-from tests.api.test_history import history
-from tests.conftest import Api
-
-OPUS = {"model": "claude-opus-4-7", "cliId": "claude", "costUsd": 1.25, "inputTokens": 10, "outputTokens": 2}
-
-
-def audit_log(api: Api, **params: Any) -> list[dict[str, Any]]:
-    """Every audit item the filters let through, following the cursor page by page."""
-    items: list[dict[str, Any]] = []
-    cursor = None
-    while True:
-        page_params = params if cursor is None else {**params, "cursor": cursor}
-        response = api.get("/events", **page_params)
-        assert response.status_code == 200, response.text
-        page = response.json()
-        assert page["hasMore"] == (page["nextCursor"] is not None)
-        items += page["items"]
-        if not page["hasMore"]:
-            return items
-        cursor = page["nextCursor"]
+from tests.support.client import Api, audit_log, history, start_run
+from tests.support.data import OPUS
+from tests.support.views import replay_from_scratch, view_rows
 
 
 def second_key(api: Api, backend: Services, name: str) -> tuple[Api, str]:
     """Another API key of the same project, and its key id."""
     key = backend.accounts.create_key(api.project_id, name)
     return Api(api.client, key.secret, api.project_id), key.key_id
-
-
-def start_run(api: Api, workflow_id: str, prompt: str = "Fix the flaky test") -> dict[str, Any]:
-    response = api.post("/runs/start", {"workflowId": workflow_id, "prompt": prompt})
-    assert response.status_code == 201, response.text
-    run: dict[str, Any] = response.json()
-    return run
 
 
 def every_kind_of_event(api: Api, *, erase: bool = True) -> dict[str, str]:
@@ -135,6 +111,7 @@ def test_since_is_inclusive_and_until_exclusive(api: Api) -> None:
     assert audit_log(api, until="2000-01-01T00:00:00+02:00") == []
 
 
+@pytest.mark.sqlite_only
 @pytest.mark.parametrize(
     ("field", "value"),
     [
@@ -241,31 +218,24 @@ def test_after_a_permanent_delete_the_log_keeps_who_did_what_but_no_content(
 
 def audit_rows(backend: Services) -> list[Any]:
     """Every row of every table of the audit read model, as stored."""
-    rows: list[Any] = []
-    runner = backend.projector.runner("audit")
-    with backend.database.transaction(commit=False) as tx:
-        for table in runner.projection.tables:
-            rows += [dict(row) for row in tx.execute(f"SELECT * FROM {table}").fetchall()]  # noqa: S608
+    rows = [row for table in view_rows(backend, "audit").values() for row in table]
     assert rows
     return rows
 
 
-def rebuild_audit_view(backend: Services) -> list[Any]:
-    runner = backend.projector.runner("audit")
-    runner.drop_tables()
-    runner.create_tables()
-    runner.catch_up()
-    return backend.audit.rows()
+def rebuild_audit_view(backend: Services) -> dict[str, list[tuple[Any, ...]]]:
+    replay_from_scratch(backend, "audit")
+    return view_rows(backend, "audit")
 
 
 def test_rebuilding_the_audit_view_gives_the_same_items(api: Api, backend: Services) -> None:
     every_kind_of_event(api, erase=False)
-    built = backend.audit.rows()
+    built = view_rows(backend, "audit")
     assert rebuild_audit_view(backend) == built
-    assert len(built) == 10
+    assert len(built["audit_event"]) == 10
 
 
 def test_rebuilding_after_an_erasure_keeps_the_erased_workflows_items(api: Api, backend: Services) -> None:
     every_kind_of_event(api)
-    built = backend.audit.rows()
+    built = view_rows(backend, "audit")
     assert rebuild_audit_view(backend) == built

@@ -8,7 +8,7 @@ import pytest
 from litestar.testing import TestClient
 
 from composition.services import Services
-from tests.conftest import Api
+from tests.support.client import Api
 
 ROUTES = [
     ("GET", "/api/v1/workflows/list"),
@@ -71,3 +71,73 @@ def test_health_ready_and_openapi_need_no_key(client: TestClient[Any]) -> None:
     assert ready.status_code == 200
     assert ready.json()["status"] == "ready"
     assert client.get("/schema/openapi.json").status_code == 200
+
+
+# The order of the checks: the key (401), its scope (403), the query (400), the media type (415), the body.
+
+DEEP = b"[" * 10_000 + b"]" * 10_000
+
+
+@pytest.mark.parametrize(
+    ("content_type", "body"),
+    [
+        ("text/plain", b"name=x"),
+        ("application/json", b"{"),
+        ("application/json", DEEP),
+        ("application/json", b""),
+    ],
+)
+def test_the_key_is_checked_before_the_query_and_the_body(
+    client: TestClient[Any], content_type: str, body: bytes
+) -> None:
+    response = client.post(
+        "/api/v1/workflows/create?x=%00",
+        content=body,
+        headers={"Authorization": "Bearer wfs_unknown", "Content-Type": content_type},
+    )
+    assert response.status_code == 401, response.text
+    assert response.headers["www-authenticate"] == "Bearer"
+
+
+def test_a_read_key_is_refused_before_its_query_is_looked_at(
+    api: Api, backend: Services, client: TestClient[Any]
+) -> None:
+    reader = backend.accounts.create_key(api.project_id, "reader", "read")
+    response = client.post(
+        "/api/v1/workflows/create?limit=1e1&x=%00",
+        content=DEEP,
+        headers={"Authorization": f"Bearer {reader.secret}", "Content-Type": "text/plain"},
+    )
+    assert response.status_code == 403, response.text
+
+
+def test_the_query_is_checked_before_the_media_type(api: Api) -> None:
+    response = api.client.post(
+        "/api/v1/workflows/create?x=%00",
+        content=b"name=x",
+        headers={**api.headers, "Content-Type": "text/plain"},
+    )
+    assert response.status_code == 400, response.text
+    assert [error["field"] for error in response.json()["errors"]] == ["x"]
+
+
+def test_the_media_type_is_checked_before_the_body(api: Api) -> None:
+    for body in (DEEP, b"", b"{"):
+        response = api.client.post(
+            "/api/v1/workflows/create", content=body, headers={**api.headers, "Content-Type": "text/plain"}
+        )
+        assert response.status_code == 415, response.text
+
+
+def test_even_options_needs_a_key(client: TestClient[Any], api: Api) -> None:
+    assert client.options("/api/v1/workflows/list").status_code == 401
+    assert client.options("/api/v1/workflows/list", headers=api.headers).status_code == 204
+
+
+def test_only_the_api_needs_a_key(client: TestClient[Any]) -> None:
+    """/health, /ready, /metrics, the OpenAPI document and the upload URLs answer without one."""
+    assert client.get("/metrics").status_code == 200
+    assert client.get("/schema/docs").status_code == 200
+    unknown_upload = client.post("/uploads/no-such-token", content=b"\x89PNG")
+    assert unknown_upload.status_code == 404
+    assert "www-authenticate" not in unknown_upload.headers

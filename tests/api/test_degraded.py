@@ -11,34 +11,22 @@ from typing import Any
 import httpx
 import psycopg
 import pytest
-import uvicorn
 from eventsourcing.utils import get_topic
 from litestar.testing import TestClient
 
 from api.app import create_app
-from api.cli import main
+from api.cli import main, serve
 from api.cli.serve import serve_command
 from composition.services import Services
 from composition.settings import Settings
 from domain.run import Run
+from domain.run_values import LinkRef, RunLinks, RunReport, RunStatus
 from projections.projector import Projector
 from projections.workflow_summary import WorkflowSummaryProjection
-from tests.conftest import Api
-from tests.integration.conftest import start_server, stop_server
-from tests.projections.test_failure_isolation import (
-    a_run,
-    fail_on,
-    head,
-    make_nul_unstorable,
-    report_a_nul,
-)
-
-
-def start(api: Api, workflow_id: str) -> str:
-    response = api.post("/runs/start", {"workflowId": workflow_id, "prompt": "Fix the flaky test"})
-    assert response.status_code == 201, response.text
-    run_id: str = response.json()["id"]
-    return run_id
+from tests.support.client import Api, start_run
+from tests.support.domain import a_run, head
+from tests.support.failing_views import fail_on, make_nul_unstorable, report_a_nul
+from tests.support.servers import start_server, stop_server
 
 
 def ready(client: TestClient[Any]) -> dict[str, Any]:
@@ -71,7 +59,7 @@ def test_after_an_event_a_view_cannot_apply_writes_answer_and_ready_is_degraded(
 ) -> None:
     make_nul_unstorable(backend, monkeypatch)
     workflow_id = api.create()["id"]
-    run_id = start(api, workflow_id)
+    run_id = start_run(api, workflow_id)["id"]
     poisoned_at = report_a_nul(backend, api.project_id, run_id)
 
     reported = api.post(
@@ -81,7 +69,7 @@ def test_after_an_event_a_view_cannot_apply_writes_answer_and_ready_is_degraded(
     assert reported.json()["branchName"] == "poisoned"  # the runs view applied the skipped event
     same_project = api.create("after the bad event")
     assert api.get("/workflows/get", id=same_project["id"]).status_code == 200
-    assert start(api, same_project["id"])
+    assert start_run(api, same_project["id"])
     other_project = other_api.create("elsewhere")
     listed = other_api.get("/workflows/list").json()["items"]
     assert [item["id"] for item in listed] == [other_project["id"]]
@@ -151,7 +139,7 @@ def test_serve_starts_when_catching_up_at_start_fails(
         raise RuntimeError("a read model cannot apply an event")
 
     monkeypatch.setattr(Projector, "catch_up", failing_catch_up)
-    monkeypatch.setattr(uvicorn, "run", lambda *args, **kwargs: served.append(kwargs))
+    monkeypatch.setattr(serve, "run_server", lambda **kwargs: served.append(kwargs))
     code = serve_command(argparse.Namespace(host="127.0.0.1", port=8000, workers=1))
     assert code == 0
     assert [call["port"] for call in served] == [8000]
@@ -169,8 +157,9 @@ def test_serve_restarts_over_a_stored_nul(make_postgres_url: Any, tmp_path: Path
             {"keyId": "k1", "keyName": "ops"},
             project.project_id,
             run_id,
-            "running",
-            links={"personas": [{"id": "p-nul", "name": "Ada\x00Lovelace"}]},
+            RunReport(
+                status=RunStatus.RUNNING, links=RunLinks(personas=[LinkRef("p-nul", "Ada\x00Lovelace")])
+            ),
         )
     finally:
         backend.close()
@@ -204,7 +193,7 @@ def test_rebuild_tries_the_event_again_and_the_views_keep_answering(
 ) -> None:
     make_nul_unstorable(backend, monkeypatch)
     workflow_id = api.create()["id"]
-    run_id = start(api, workflow_id)
+    run_id = start_run(api, workflow_id)["id"]
     poisoned_at = report_a_nul(backend, api.project_id, run_id)
     monkeypatch.setenv("DATABASE_URL", database_url)
     monkeypatch.chdir(tmp_path)

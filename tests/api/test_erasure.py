@@ -9,7 +9,8 @@ import pytest
 from composition.services import Services
 from domain.errors import ErasedError
 from domain.workflow import Workflow
-from tests.conftest import Api
+from tests.support.client import Api
+from tests.support.views import replay_from_scratch
 
 
 def test_content_is_encrypted_at_rest_and_unreadable_after_erasure(api: Api, backend: Services) -> None:
@@ -46,10 +47,7 @@ def test_a_rebuild_after_erasure_does_not_bring_the_workflow_back(api: Api, back
     kept = api.create("kept")
     erased = api.create("erased")
     api.post("/workflows/permanent-delete", {"workflowId": erased["id"]})
-    for runner in backend.projector.runners:
-        runner.drop_tables()
-        runner.create_tables()
-        runner.catch_up()
+    replay_from_scratch(backend)
     assert [i["id"] for i in api.get("/workflows/list").json()["items"]] == [kept["id"]]
     assert api.get("/workflows/get", id=erased["id"]).status_code == 404
     assert api.get("/workflows/versions", id=erased["id"]).status_code == 404

@@ -17,50 +17,19 @@ from api.app import create_app
 from composition.services import Services
 from composition.settings import Settings
 from domain.errors import ErasedError, NotFound
-from domain.workflow import Actor
+from domain.run_values import RunRequest
 from store.key_encryption import WRAPPED_PREFIX, MasterKeyError
-from tests.conftest import Api
+from tests.support.client import Api, start_run
+from tests.support.data import ACTOR
+from tests.support.stores import all_table_bytes, sqlite_file_bytes
+from tests.support.views import replay_from_scratch
 
 FIXTURES = Path(__file__).parent.parent / "fixtures"
 OTHER_MASTER_KEY = "a1" * 32
-ACTOR: Actor = {"keyId": "k-test", "keyName": "tests key"}
 
 
 def unique(label: str) -> str:
     return f"{label}-{uuid4().hex}"
-
-
-def all_table_bytes(backend: Services) -> bytes:
-    """Every value of every table of the store, as bytes (text UTF-8 encoded), concatenated."""
-    listing = (
-        "SELECT name FROM sqlite_master WHERE type = 'table'"
-        if backend.database.dialect == "sqlite"
-        else "SELECT tablename AS name FROM pg_tables WHERE schemaname = 'public'"
-    )
-    chunks: list[bytes] = []
-    with backend.database.transaction(commit=False) as tx:
-        for table in [row["name"] for row in tx.execute(listing).fetchall()]:
-            for row in tx.execute(f'SELECT * FROM "{table}"').fetchall():  # noqa: S608 - names from the catalog
-                for value in row.values() if isinstance(row, dict) else tuple(row):
-                    if isinstance(value, bytes | memoryview):
-                        chunks.append(bytes(value))
-                    else:
-                        chunks.append(str(value).encode())
-    return b"\n".join(chunks)
-
-
-def sqlite_file_bytes(database_url: str) -> bytes:
-    """The database file, its WAL and its shared-memory index, as they are on disk now."""
-    path = database_url.removeprefix("sqlite:///")
-    files = [Path(path), Path(f"{path}-wal"), Path(f"{path}-shm")]
-    return b"\n".join(file.read_bytes() for file in files if file.exists())
-
-
-def start_run(api: Api, workflow_id: str, prompt: str, **fields: Any) -> dict[str, Any]:
-    response = api.post("/runs/start", {"workflowId": workflow_id, "prompt": prompt, **fields})
-    assert response.status_code == 201, response.text
-    run: dict[str, Any] = response.json()
-    return run
 
 
 class ErasableWorkflow:
@@ -160,10 +129,7 @@ def test_erasing_a_workflow_erases_its_runs_on_every_route_and_in_the_store(
         assert tx.execute("SELECT 1 FROM data_keys WHERE aggregate_id = ?", (flow.id,)).fetchone() is None
     assert api.get("/runs/get", id=kept_run["id"]).json()["prompt"] == "kept prompt"
 
-    for runner in backend.projector.runners:  # a rebuild brings none of it back
-        runner.drop_tables()
-        runner.create_tables()
-        runner.catch_up()
+    replay_from_scratch(backend)  # a rebuild brings none of it back
     assert [needle for needle in flow.needles() if needle in all_table_bytes(backend)] == []
     assert api.get("/runs/get", id=flow.run["id"]).status_code == 404
     assert api.get("/workflows/runs", id=kept["id"]).json()["items"][0]["id"] == kept_run["id"]
@@ -182,7 +148,7 @@ def test_a_run_stored_after_the_erase_never_reaches_a_view(
         patch.setattr(backend.projector, "catch_up", lambda up_to=None: None)  # no view moves yet
         patch.setattr(backend.workflows, "get_workflow", lambda *_: read_before_the_erase)
         assert api.post("/workflows/permanent-delete", {"workflowId": flow.id}).status_code == 200
-        late = backend.runs.start_run(ACTOR, api.project_id, flow.id, late_prompt)
+        late = backend.runs.start_run(ACTOR, api.project_id, flow.id, RunRequest(prompt=late_prompt))
     backend.projector.catch_up()
 
     assert api.get("/runs/get", id=str(late.run.id)).status_code == 404
@@ -193,7 +159,7 @@ def test_a_run_stored_after_the_erase_never_reaches_a_view(
     head = backend.workflows.recorder.max_notification_id()
     monkeypatch.setattr(backend.workflows, "get_workflow", lambda *_: read_before_the_erase)
     with pytest.raises(NotFound):  # once the key is gone, a start is refused and stores nothing
-        backend.runs.start_run(ACTOR, api.project_id, flow.id, late_prompt)
+        backend.runs.start_run(ACTOR, api.project_id, flow.id, RunRequest(prompt=late_prompt))
     assert backend.workflows.recorder.max_notification_id() == head
     with backend.database.transaction(commit=False) as tx:
         assert tx.execute("SELECT 1 FROM data_keys WHERE aggregate_id = ?", (flow.id,)).fetchone() is None
@@ -299,10 +265,7 @@ def test_a_store_written_before_wrapping_is_migrated_and_its_runs_still_load(tmp
         assert all(key.startswith(WRAPPED_PREFIX) for key in keys)
         assert [k for k in plain_keys if k.encode() in sqlite_file_bytes(f"sqlite:///{store}")] == []
         assert backend.workflows.data_keys.wrap_plain_keys() == 0
-        for runner in backend.projector.runners:  # the old clear-text run events replay as they did
-            runner.drop_tables()
-            runner.create_tables()
-            runner.catch_up()
+        replay_from_scratch(backend)  # the old clear-text run events replay as they did
         with TestClient(create_app(backend=backend)) as client:
             api = Api(client, answers["key"], "")
             for run_id in answers["runIds"]:

@@ -16,9 +16,9 @@ from api.app import create_app
 from composition.services import Services
 from domain.errors import Conflict, InvalidInput
 from store.files import MAX_UPLOAD_BYTES, Incoming, StoredFile, utc_now
-from tests.conftest import Api
+from tests.support.client import Api, send, upload_url
+from tests.support.data import PNG
 
-PNG = b"\x89PNG\r\n\x1a\n" + b"\x00\x00\x00\rIHDR\x00\x00\x00\x01\x00\x00\x00\x01\x08\x06\x00\x00\x00"
 JPEG = b"\xff\xd8\xff\xe0\x00\x10JFIF\x00\x01\x01\x00\x00\x01\x00\x01\x00\x00\xff\xd9"
 GIF87 = (
     b"GIF87a\x01\x00\x01\x00\x80\x00\x00\x00\x00\x00\xff\xff\xff"
@@ -34,18 +34,6 @@ IMAGES = {
     "gif89a": (GIF89, "image/gif"),
     "webp": (WEBP, "image/webp"),
 }
-
-
-def upload_url(api: Api, body: dict[str, Any] | None = None) -> str:
-    response = api.post("/files/upload-url", {} if body is None else body)
-    assert response.status_code == 200, response.text
-    url: str = response.json()["uploadUrl"]
-    return url
-
-
-def send(client: TestClient[Any], url: str, content: bytes, content_type: str = "image/png") -> Any:
-    """POST the raw bytes the way a browser would: no API key, just a Content-Type."""
-    return client.post(url, content=content, headers={"Content-Type": content_type})
 
 
 def stored_files(backend: Services) -> list[Path]:
@@ -120,12 +108,14 @@ def test_only_the_token_hash_is_stored(api: Api, backend: Services) -> None:
     assert hashlib.sha256(token.encode()).hexdigest() in hashes
 
 
+@pytest.mark.sqlite_only
 def test_upload_url_needs_an_api_key(client: TestClient[Any]) -> None:
     response = client.post("/api/v1/files/upload-url", json={})
     assert response.status_code == 401
     assert response.headers["content-type"].startswith("application/problem+json")
 
 
+@pytest.mark.sqlite_only
 @pytest.mark.parametrize(
     ("body", "field"),
     [

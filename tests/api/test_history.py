@@ -4,29 +4,14 @@ from __future__ import annotations
 
 import re
 import uuid
-from typing import Any
+
+import pytest
 
 from domain.workflow import CONTENT_FIELDS
-from tests.conftest import Api
+from tests.support.client import Api, history
 
 ITEM_FIELDS = {"position", "type", "workflowId", "version", "occurredAt", "actor", "requestId", "data"}
 STAMP = re.compile(r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{3}Z")
-
-
-def history(api: Api, workflow_id: str, **params: Any) -> list[dict[str, Any]]:
-    """Every history item of a workflow, following the cursor page by page."""
-    items: list[dict[str, Any]] = []
-    cursor = None
-    while True:
-        page_params = params if cursor is None else {**params, "cursor": cursor}
-        response = api.get("/workflows/history", id=workflow_id, **page_params)
-        assert response.status_code == 200, response.text
-        page = response.json()
-        assert page["hasMore"] == (page["nextCursor"] is not None)
-        items += page["items"]
-        if not page["hasMore"]:
-            return items
-        cursor = page["nextCursor"]
 
 
 def test_history_shows_what_an_update_a_rename_and_a_revert_changed(api: Api) -> None:
@@ -129,6 +114,7 @@ def test_history_pages_oldest_first_without_repeats_or_gaps(api: Api) -> None:
     assert [item["version"] for item in rest["items"]] == list(range(4, 10))
 
 
+@pytest.mark.sqlite_only
 def test_history_cursors_and_limits_are_checked(api: Api) -> None:
     first = api.create("first")["id"]
     second = api.create("second")["id"]

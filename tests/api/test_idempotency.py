@@ -16,7 +16,7 @@ from api.app import create_app
 from composition.services import Services
 from composition.settings import Settings
 from store.idempotency import PENDING_SECONDS, Fingerprint, IdempotencyRecords
-from tests.conftest import Api
+from tests.support.client import Api
 
 BODY = {"name": "Release hardening", "pipelineSteps": [{"type": "designer", "cliId": "claude"}]}
 CREATE = "/workflows/create"

@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from tests.conftest import Api
+from tests.support.client import Api
 
 STEP = {"type": "designer", "cliId": "claude"}
 
@@ -200,3 +200,95 @@ def test_values_of_the_wrong_json_type_are_not_coerced(api: Api, body: dict[str,
     assert response.status_code == 400, response.text
     assert [error["field"] for error in response.json()["errors"]] == [field]
     assert_nothing_stored(api)
+
+
+COST = {"model": "m", "cliId": "c", "costUsd": 1}
+
+
+@pytest.mark.parametrize(
+    ("path", "body", "field"),
+    [
+        ("/workflows/rename", {"name": "n", "expectedVersion": "1"}, "expectedVersion"),
+        ("/workflows/delete", {"expectedVersion": 1.0}, "expectedVersion"),
+        ("/workflows/update", {"maxIterations": "3"}, "maxIterations"),
+        ("/workflows/duplicate", {"name": 7}, "name"),
+        ("/workflows/bulk-delete", {"workflowIds": "abc"}, "workflowIds"),
+        ("/runs/start", {"prompt": "p", "referenceImageIds": [1]}, "referenceImageIds[0]"),
+        (
+            "/runs/report",
+            {"status": "running", "costBreakdown": [{**COST, "costUsd": "1.5"}]},
+            "costBreakdown[0].costUsd",
+        ),
+        (
+            "/runs/report",
+            {"status": "running", "costBreakdown": [{**COST, "inputTokens": "10"}]},
+            "costBreakdown[0].inputTokens",
+        ),
+        ("/runs/cancel", {"runId": 12}, "runId"),
+        ("/files/upload-url", {"contentType": True}, "contentType"),
+    ],
+)
+def test_no_write_coerces_a_value_of_the_wrong_json_type(
+    api: Api, path: str, body: dict[str, Any], field: str
+) -> None:
+    workflow = api.create()
+    run = api.post("/runs/start", {"workflowId": workflow["id"], "prompt": "p"}).json()
+    named = {"workflowId": workflow["id"]}
+    ids = {
+        "/workflows/bulk-delete": {},
+        "/workflows": named,
+        "/runs/start": named,
+        "/runs": {"runId": run["id"]},
+    }
+    prefix = next((key for key in ids if path.startswith(key)), "")
+    response = api.post(path, {**ids.get(prefix, {}), **body})
+    assert response.status_code == 400, response.text
+    assert [error["field"] for error in response.json()["errors"]] == [field]
+    assert api.get("/workflows/get", id=workflow["id"]).json()["version"] == workflow["version"]
+    assert api.get("/runs/get", id=run["id"]).json() == run
+
+
+# One problem document per kind of error, through the app's one table.
+
+PROBLEMS = "https://workflow-service.dev/problems/"
+
+
+def assert_problem_of_kind(response: Any, status: int, slug: str, title: str) -> dict[str, Any]:
+    assert response.status_code == status, response.text
+    assert response.headers["content-type"] == "application/problem+json"
+    problem: dict[str, Any] = response.json()
+    assert (problem["type"], problem["title"], problem["status"]) == (PROBLEMS + slug, title, status)
+    assert problem["detail"]
+    return problem
+
+
+def test_each_kind_of_error_has_its_own_problem_document(api: Api) -> None:
+    workflow = api.create()
+    rename = {"workflowId": workflow["id"], "name": "n"}
+    invalid = assert_problem_of_kind(
+        api.post("/workflows/create", {"name": "   ", "pipelineSteps": [STEP]}),
+        400,
+        "invalid-input",
+        "Invalid input",
+    )
+    assert [error["field"] for error in invalid["errors"]] == ["name"]  # the domain's InvalidInput
+    assert_problem_of_kind(api.get("/workflows/get", id="nope"), 404, "not-found", "Not found")
+    assert_problem_of_kind(
+        api.post("/workflows/rename", {**rename, "expectedVersion": 9}), 409, "version-conflict", "Conflict"
+    )
+    assert_problem_of_kind(
+        api.post("/workflows/restore", {"workflowId": workflow["id"]}), 409, "conflict", "Conflict"
+    )
+    unauthorized = assert_problem_of_kind(
+        api.client.get("/api/v1/workflows/list"), 401, "unauthorized", "Missing or invalid API key"
+    )
+    assert "errors" not in unauthorized
+    not_allowed = api.client.put("/api/v1/workflows/list", headers=api.headers)
+    assert_problem_of_kind(not_allowed, 405, "method-not-allowed", "Method not allowed")
+    assert "GET" in not_allowed.headers["allow"]
+    assert_problem_of_kind(
+        api.client.post("/api/v1/workflows/rename", content=b"x", headers=api.headers),
+        415,
+        "unsupported-media-type",
+        "Unsupported media type",
+    )

@@ -16,7 +16,7 @@ import pytest
 
 from api.json_limits import MAX_CONTAINERS, MAX_DEPTH, MAX_MEMBERS, structure_outside_strings
 from composition.services import Services
-from tests.conftest import Api
+from tests.support.client import Api
 
 STEP = {"type": "designer", "cliId": "claude"}
 NUL = "\u0000"

@@ -16,9 +16,11 @@ from prometheus_client.samples import Sample
 
 from api.app import create_app
 from composition.services import Services
-from tests.conftest import Api
-from tests.integration.conftest import start_server, stop_server
-from tests.projections.test_failure_isolation import ACTOR, STEPS, head
+from domain.workflow_content import WorkflowContent
+from tests.support.client import Api
+from tests.support.data import ACTOR, STEPS
+from tests.support.domain import head
+from tests.support.servers import start_server, stop_server
 
 GET_WORKFLOW = "/api/v1/workflows/get"
 
@@ -131,7 +133,8 @@ def test_events_the_views_have_not_applied_show_as_lag(
     other = Services(backend.settings, create_tables=False)
     try:
         for name in ("one", "two"):
-            other.workflows.create_workflow(ACTOR, api.project_id, {"name": name, "pipelineSteps": STEPS})
+            content = WorkflowContent.from_data({"name": name, "pipelineSteps": STEPS})
+            other.workflows.create_workflow(ACTOR, api.project_id, content)
     finally:
         other.close()
 
@@ -150,6 +153,8 @@ def test_metrics_need_no_key(client: TestClient[Any]) -> None:
 
 @pytest.fixture
 def two_workers(database_url: str) -> Iterator[httpx.Client]:
+    if not database_url.startswith("postgresql"):
+        pytest.skip("several workers need PostgreSQL: `serve` refuses --workers 2 on SQLite")
     server = start_server(database_url, workers=2)
     with httpx.Client(base_url=server.base_url, timeout=30) as client:
         yield client

@@ -6,6 +6,8 @@ from typing import Any
 
 from litestar.testing import TestClient
 
+from tests.support.client import Api
+
 WORKFLOW_WRITES = [
     "create", "update", "rename", "versions/revert", "duplicate", "delete", "restore",
     "permanent-delete", "bulk-delete",
@@ -61,3 +63,79 @@ def test_an_interactive_docs_page_is_served(client: TestClient[Any]) -> None:
     assert page.status_code == 200
     assert "text/html" in page.headers["content-type"]
     assert "@scalar/api-reference" in page.text
+
+
+def openapi(client: TestClient[Any]) -> Any:
+    return client.get("/schema/openapi.json").json()
+
+
+def test_every_api_write_documents_its_json_body(client: TestClient[Any]) -> None:
+    """Strict body decoding (a DTO) must leave each body documented as its own Struct."""
+    document = openapi(client)
+    writes = {
+        path: item["post"]
+        for path, item in document["paths"].items()
+        if path.startswith("/api/v1/") and "post" in item
+    }
+    assert len(writes) >= 13
+    for path, operation in writes.items():
+        schema = operation["requestBody"]["content"]["application/json"]["schema"]
+        assert schema["$ref"].startswith("#/components/schemas/"), path
+        assert schema["$ref"].split("/")[-1] in document["components"]["schemas"], path
+    assert writes["/api/v1/runs/report"]["requestBody"]["content"]["application/json"]["schema"] == {
+        "$ref": "#/components/schemas/ReportRun"
+    }
+
+
+def test_get_workflow_declares_its_etag(client: TestClient[Any], api: Api) -> None:
+    created = api.create()
+    answered = api.get("/workflows/get", id=created["id"])
+    assert answered.headers["etag"] == f'"{created["version"]}"'
+    declared = openapi(client)["paths"]["/api/v1/workflows/get"]["get"]["responses"]["200"]["headers"]
+    assert declared["ETag"]["schema"] == {"type": "string"}
+    assert declared["ETag"]["required"] is True
+    assert "If-Match" in declared["ETag"]["description"]
+
+
+def test_the_upload_route_declares_a_binary_body(client: TestClient[Any]) -> None:
+    operation = openapi(client)["paths"]["/uploads/{token}"]["post"]
+    assert operation["operationId"] == "upload_file"
+    assert "security" not in operation  # the URL is the credential
+    body = operation["requestBody"]
+    assert body["required"] is True
+    assert set(body["content"]) == {"application/octet-stream"}
+    assert body["content"]["application/octet-stream"]["schema"]["format"] == "binary"
+
+
+def test_urls_are_declared_as_uris(client: TestClient[Any]) -> None:
+    upload = openapi(client)["components"]["schemas"]["UploadUrl"]["properties"]
+    assert (upload["uploadUrl"]["type"], upload["uploadUrl"]["format"]) == ("string", "uri")
+    assert upload["expiresAt"]["format"] == "date-time"
+
+
+def test_every_operation_is_summarised_and_every_tag_described(client: TestClient[Any]) -> None:
+    document = openapi(client)
+    operations = [
+        (path, operation)
+        for path, item in document["paths"].items()
+        for method, operation in item.items()
+        if method in {"get", "post"}
+    ]
+    assert all(operation.get("summary") for _, operation in operations), [
+        p for p, o in operations if not o.get("summary")
+    ]
+    used = {tag for _, operation in operations for tag in operation.get("tags", [])}
+    described = {tag["name"]: tag.get("description") for tag in document.get("tags", [])}
+    assert used <= set(described)
+    assert all(described[tag] for tag in used)
+    assert "Authorization: Bearer" in document["info"]["description"]
+    assert document["components"]["securitySchemes"]["apiKey"]["description"]
+
+
+def test_problem_answers_carry_examples(client: TestClient[Any]) -> None:
+    responses = openapi(client)["paths"]["/api/v1/workflows/rename"]["post"]["responses"]
+    invalid = next(iter(responses["400"]["content"]["application/problem+json"]["examples"].values()))
+    assert invalid["value"]["status"] == 400
+    assert invalid["value"]["errors"][0]["field"]
+    conflict = next(iter(responses["409"]["content"]["application/problem+json"]["examples"].values()))
+    assert conflict["value"]["type"].endswith("/version-conflict")

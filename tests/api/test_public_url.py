@@ -14,7 +14,7 @@ from litestar.testing import TestClient
 from api.app import create_app
 from composition.services import Services
 from composition.settings import LOOPBACK_HOSTS, Settings
-from tests.integration.conftest import start_server, stop_server
+from tests.support.servers import start_server, stop_server
 
 PNG = b"\x89PNG\r\n\x1a\n" + b"\x00\x00\x00\rIHDR\x00\x00\x00\x01\x00\x00\x00\x01\x08\x06\x00\x00\x00"
 
@@ -128,7 +128,7 @@ def test_serve_allows_the_address_it_was_told_to_bind(
 ) -> None:
     for name in ("WFS_PUBLIC_URL", "WFS_ALLOWED_HOSTS", "WFS_BIND_HOST"):
         monkeypatch.delenv(name, raising=False)
-    server = start_server(f"sqlite:///{tmp_path / 'store.db'}", workers=2, host="127.0.0.2", cwd=tmp_path)
+    server = start_server(f"sqlite:///{tmp_path / 'store.db'}", host="127.0.0.2", cwd=tmp_path)
     try:
         assert server.key, "serve printed no API key"
         with server.client() as client:

@@ -13,7 +13,7 @@ from litestar.testing import TestClient
 from api.app import create_app
 from composition.services import Services
 from composition.settings import Settings
-from tests.conftest import Api
+from tests.support.client import Api
 
 LIMIT = 3
 

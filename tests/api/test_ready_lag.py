@@ -14,8 +14,10 @@ from composition.services import Services
 from domain.service import Saved
 from domain.workflow import Workflow
 from projections.workflow_summary import WorkflowSummaryProjection
-from tests.conftest import Api
-from tests.projections.test_failure_isolation import ACTOR, STEPS, fail_on, head
+from tests.support.client import Api
+from tests.support.domain import a_workflow, head
+from tests.support.failing_views import fail_on
+from tests.support.views import catch_up, view_named
 
 ROUNDING = 1e-3
 """Seconds of slack for the service's rounding when comparing its lag with the clock here."""
@@ -30,7 +32,9 @@ def elsewhere(backend: Services) -> Iterator[Services]:
 
 
 def pause_catch_up(backend: Services, monkeypatch: pytest.MonkeyPatch) -> None:
-    """The service's catch-up (after its own writes, and its follower's) does nothing until undone."""
+    """The service's catch-up after its own writes does nothing until undone, and its follower is
+    stopped (once a catch-up it had begun has ended), so no view moves behind the test's back."""
+    backend.stop_following()
     monkeypatch.setattr(backend.projector, "catch_up", lambda *_, **__: None)
 
 
@@ -42,7 +46,7 @@ def ready(client: TestClient[Any]) -> dict[str, Any]:
 
 
 def write_behind(other: Services, project_id: str, name: str) -> Saved:
-    return other.workflows.create_workflow(ACTOR, project_id, {"name": name, "pipelineSteps": STEPS})
+    return a_workflow(other, project_id, name, settle=False)
 
 
 def test_caught_up_every_view_is_at_the_head_with_no_lag(
@@ -89,7 +93,7 @@ def test_each_view_shows_its_own_lag(
     api.create()
     pause_catch_up(backend, monkeypatch)
     write_behind(elsewhere, api.project_id, "unapplied")
-    backend.projector.runner("audit").catch_up()  # one view caught up, the others still behind
+    catch_up(view_named(backend, "audit"))  # one view caught up, the others still behind
 
     views = ready(client)["projections"]
     assert views["audit"] == {"position": head(backend), "lagEvents": 0, "lagSeconds": 0}
@@ -115,7 +119,7 @@ def test_beyond_the_bound_ready_is_unavailable_and_says_which_view_lags(
     backend: Services, elsewhere: Services, client: TestClient[Any], api: Api, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     pause_catch_up(backend, monkeypatch)
-    monkeypatch.setattr("api.app.READY_LAG_BOUND", 1)
+    monkeypatch.setattr("api.readiness.READY_LAG_BOUND", 1)
     write_behind(elsewhere, api.project_id, "one")
     assert client.get("/ready").status_code == 200  # at the bound
     write_behind(elsewhere, api.project_id, "two")

@@ -21,9 +21,9 @@ from api.request_ids import HEADER, MAX_LENGTH
 from composition.services import Services
 from composition.settings import MAX_BODY_BYTES
 from domain.request_context import current_request_id
-from domain.workflow import CONTENT_DEFAULTS
-from tests.api.test_files import PNG, send
-from tests.conftest import Api
+from domain.workflow_content import WorkflowContent
+from tests.support.client import Api, send
+from tests.support.data import PNG
 
 GENERATED = re.compile(r"[0-9a-f]{32}")
 TIME = re.compile(r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{3}Z")
@@ -259,7 +259,7 @@ def test_a_generated_id_is_the_one_stored(api: Api, backend: Services) -> None:
 
 def test_events_stored_outside_a_request_have_no_request_id(api: Api, backend: Services) -> None:
     """A CLI command or script stores events without a request: `request_id` is None, nothing is written."""
-    content = {**CONTENT_DEFAULTS, "name": "Scripted", "pipelineSteps": STEPS}
+    content = WorkflowContent.from_data({"name": "Scripted", "pipelineSteps": STEPS})
     saved = backend.workflows.create_workflow(
         {"keyId": "script", "keyName": "a script"}, api.project_id, content
     )

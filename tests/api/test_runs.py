@@ -10,8 +10,8 @@ import pytest
 
 from composition.services import Services
 from domain.run import run_number_claim_id
-from tests.api.test_files import PNG, send, upload_url
-from tests.conftest import Api
+from tests.support.client import Api, send, upload_url
+from tests.support.data import PNG
 
 RUN_FIELDS = {
     "id",
@@ -295,6 +295,9 @@ def test_start_accepts_a_prompt_of_100000_characters(api: Api) -> None:
     ("fields", "field"),
     [
         ({"status": "paused"}, "status"),
+        ({"status": "RUNNING"}, "status"),
+        ({"status": ""}, "status"),
+        ({"status": 1}, "status"),
         ({"status": None}, "status"),
         ({"prUrl": "http://github.com/acme/app/pull/1"}, "prUrl"),
         ({"branchName": "bad..ref"}, "branchName"),
@@ -506,3 +509,16 @@ def test_unknown_or_foreign_reference_images_are_400_and_store_nothing(
         assert problem_field(response) == field
     assert head(backend) == position
     assert api.get("/workflows/runs", id=workflow["id"]).json()["items"] == []
+
+
+def test_the_openapi_document_types_runs(api: Api) -> None:
+    schemas = api.client.get("/schema/openapi.json").json()["components"]["schemas"]
+    assert schemas["RunStatus"]["enum"] == ["queued", "running", "succeeded", "failed", "cancelled"]
+    assert schemas["ReportRun"]["properties"]["status"] == {"$ref": "#/components/schemas/RunStatus"}
+    assert schemas["RunDocument"]["properties"]["status"] == {"$ref": "#/components/schemas/RunStatus"}
+    for body, field in (("StartRun", "githubRepoUrl"), ("ReportRun", "prUrl"), ("RunDocument", "prUrl")):
+        assert schemas[body]["properties"][field]["format"] == "uri", (body, field)
+    for field in ("createdAt", "startedAt", "completedAt"):
+        assert schemas["RunDocument"]["properties"][field]["format"] == "date-time", field
+    assert set(schemas["CostLine"]["required"]) == {"model", "cliId", "costUsd"}
+    assert set(schemas["RunLinks"]["properties"]) == {"personas", "issues", "learningVersions"}

@@ -12,7 +12,7 @@ from litestar.testing import TestClient
 
 from composition.services import Services
 from store.accounts import KeyScope
-from tests.conftest import Api
+from tests.support.client import Api
 
 RUNNER_WRITES = {"/api/v1/runs/report", "/api/v1/runs/cancel"}
 

@@ -19,11 +19,14 @@ from composition.settings import Settings
 from domain.errors import ErasedError, NotFound
 from domain.snapshots import SNAPSHOT_INTERVAL_VARIABLE, snapshot_interval
 from domain.workflow import Actor, Workflow
-from tests.conftest import Api
+from domain.workflow_content import WorkflowChanges, WorkflowContent
+from tests.support.client import Api
 
 INTERVAL = 5
 ACTOR: Actor = {"keyId": "k-test", "keyName": "tests key"}
-CONTENT = {"name": "written before snapshots", "description": "v1", "pipelineSteps": [{"type": "designer"}]}
+CONTENT = WorkflowContent.from_data(
+    {"name": "written before snapshots", "description": "v1", "pipelineSteps": [{"type": "designer"}]}
+)
 SNAPSHOT_TOPIC = get_topic(Workflow.Snapshot)
 FIXTURES = Path(__file__).parent.parent / "fixtures"
 
@@ -131,7 +134,7 @@ def test_content_at_every_version_is_right_after_snapshots(api: Api, backend: Se
 
     project = api.project_id
     for version in range(1, 14):
-        assert backend.workflows.content_at(project, workflow_id, version)["description"] == f"v{version}"
+        assert backend.workflows.content_at(project, workflow_id, version).description == f"v{version}"
     for version in (1, 4, 5, 6, 11, 13):
         response = api.post(
             "/workflows/versions/revert",
@@ -156,7 +159,7 @@ def test_content_at_is_the_same_with_snapshots_off(
         assert [
             plain.workflows.content_at(api.project_id, workflow_id, v) for v in range(1, 13)
         ] == with_snapshots
-        assert plain.workflows.get_workflow(api.project_id, workflow_id).content["description"] == "v12"
+        assert plain.workflows.get_workflow(api.project_id, workflow_id).content.description == "v12"
     finally:
         plain.close()
 
@@ -308,7 +311,7 @@ def test_a_history_without_snapshots_gets_one_at_its_next_write(
         workflow_id = str(plain.workflows.create_workflow(ACTOR, api.project_id, CONTENT).workflow.id)
         for version in range(2, 13):
             plain.workflows.update_workflow(
-                ACTOR, api.project_id, workflow_id, {"description": f"v{version}"}
+                ACTOR, api.project_id, workflow_id, WorkflowChanges(description=f"v{version}")
             )
     finally:
         plain.close()

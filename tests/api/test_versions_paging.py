@@ -8,7 +8,8 @@ import pytest
 
 from composition.services import Services
 from domain.workflow import Actor
-from tests.conftest import Api
+from domain.workflow_content import WorkflowChanges
+from tests.support.client import Api
 
 ACTOR: Actor = {"keyId": "k-test", "keyName": "tests key"}
 
@@ -18,7 +19,7 @@ def workflow_with_versions(api: Api, backend: Services, versions: int) -> str:
     workflow_id: str = api.create("paged", description="v1")["id"]
     workflow = backend.workflows.get_workflow(api.project_id, workflow_id)
     for version in range(2, versions + 1):
-        workflow.update(ACTOR, {"description": f"v{version}"})
+        workflow.update(ACTOR, WorkflowChanges(description=f"v{version}"))
     backend.settle(backend.workflows.save(workflow)[-1].notification.id)
     return workflow_id
 

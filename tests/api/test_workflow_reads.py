@@ -6,7 +6,7 @@ import base64
 
 import pytest
 
-from tests.conftest import Api
+from tests.support.client import Api
 
 
 def test_paging_through_250_workflows_with_limit_100(api: Api) -> None:
@@ -123,3 +123,21 @@ def test_versions_lists_every_content_version_newest_first(api: Api) -> None:
         }  # fmt: skip
         assert entry["actor"] == {"keyId": entry["actor"]["keyId"], "keyName": "tests key"}
     assert api.get("/workflows/get", id=created["id"], version=2).json()["description"] == "d"
+
+
+def test_the_openapi_document_types_workflow_content(api: Api) -> None:
+    schemas = api.client.get("/schema/openapi.json").json()["components"]["schemas"]
+    for name, fields in (
+        ("WorkflowDocument", ("createdAt", "updatedAt", "deletedAt")),
+        ("WorkflowListItem", ("createdAt", "updatedAt", "deletedAt")),
+        ("VersionEntry", ("createdAt",)),
+    ):
+        for field in fields:
+            assert schemas[name]["properties"][field]["format"] == "date-time", (name, field)
+    graph = schemas["WorkflowGraph"]["properties"]
+    assert graph["nodes"]["items"]["required"] == ["id"]
+    assert graph["nodes"]["items"]["additionalProperties"] is True
+    assert graph["edges"]["items"]["required"] == ["id", "source", "target"]
+    document = set(schemas["WorkflowDocument"]["properties"])
+    assert set(schemas["CreateWorkflow"]["properties"]) < document
+    assert set(schemas["UpdateWorkflow"]["properties"]) - {"workflowId", "expectedVersion"} < document

@@ -6,7 +6,7 @@ from typing import Any
 
 import pytest
 
-from tests.conftest import Api
+from tests.support.client import Api
 
 STEP = {"type": "designer", "cliId": "claude", "model": "claude-opus-4-7"}
 
@@ -55,17 +55,60 @@ def test_create_answers_the_full_document_with_defaults(api: Api) -> None:
     assert api.get("/workflows/get", id=document["id"]).json() == document
 
 
+GRAPH = {
+    "nodes": [
+        {"id": "n1", "type": "step", "position": {"x": 0, "y": 0}, "data": {"label": "A"}},
+        {"id": "n2", "type": "step", "position": {"x": 240, "y": 0}, "data": {}, "custom": [1, 2]},
+    ],
+    "edges": [{"id": "e1", "source": "n1", "target": "n2", "animated": True, "style": {"w": 2}}],
+}
+"""A builder's graph whose nodes and edges carry fields of the builder's own, beyond the required ids."""
+
+
 def test_builder_graph_fields_are_kept_exactly_as_sent(api: Api) -> None:
-    graph = {
-        "nodes": [
-            {"id": "n1", "type": "step", "position": {"x": 0, "y": 0}, "data": {"label": "A"}},
-            {"id": "n2", "type": "step", "position": {"x": 240, "y": 0}, "data": {}, "custom": [1, 2]},
-        ],
-        "edges": [{"id": "e1", "source": "n1", "target": "n2", "animated": True}],
-    }
-    document = api.create(workflowGraph=graph)
-    assert document["workflowGraph"] == graph
-    assert api.get("/workflows/get", id=document["id"]).json()["workflowGraph"] == graph
+    document = api.create(workflowGraph=GRAPH)
+    assert document["workflowGraph"] == GRAPH
+    assert api.get("/workflows/get", id=document["id"]).json()["workflowGraph"] == GRAPH
+
+
+def test_builder_graph_fields_survive_every_write_and_read(api: Api) -> None:
+    created = api.create()
+    updated = api.post("/workflows/update", {"workflowId": created["id"], "workflowGraph": GRAPH}).json()
+    assert updated["workflowGraph"] == GRAPH
+    renamed = api.post("/workflows/rename", {"workflowId": created["id"], "name": "Later"}).json()
+    assert renamed["workflowGraph"] == GRAPH
+    copy = api.post("/workflows/duplicate", {"workflowId": created["id"]}).json()
+    assert copy["workflowGraph"] == GRAPH
+    assert api.get("/workflows/get", id=created["id"], version=2).json()["workflowGraph"] == GRAPH
+    api.post("/workflows/versions/revert", {"workflowId": created["id"], "versionId": f"{created['id']}.v1"})
+    reverted = api.post(
+        "/workflows/versions/revert", {"workflowId": created["id"], "versionId": f"{created['id']}.v2"}
+    )
+    assert reverted.json()["workflowGraph"] == GRAPH
+
+
+@pytest.mark.parametrize(
+    ("graph", "field"),
+    [
+        ({"nodes": [{"type": "step", "data": {}}]}, "workflowGraph.nodes[0].id"),
+        ({"nodes": [{"id": None}]}, "workflowGraph.nodes[0].id"),
+        ({"nodes": [{"id": 7}]}, "workflowGraph.nodes[0].id"),
+        ({"nodes": [{"id": ""}]}, "workflowGraph.nodes[0].id"),
+        ({"nodes": [{"id": "a"}], "edges": [{"source": "a", "target": "a"}]}, "workflowGraph.edges[0].id"),
+        ({"nodes": [{"id": "a"}], "edges": [{"id": "e", "target": "a"}]}, "workflowGraph.edges[0].source"),
+        ({"nodes": [{"id": "a"}], "edges": [{"id": "e", "source": "a"}]}, "workflowGraph.edges[0].target"),
+    ],
+)
+def test_a_node_or_edge_without_its_ids_is_refused(api: Api, graph: dict[str, Any], field: str) -> None:
+    refused = api.post("/workflows/create", {"name": "n", "pipelineSteps": [STEP], "workflowGraph": graph})
+    assert refused.status_code == 400, refused.text
+    assert [e["field"] for e in refused.json()["errors"]] == [field]
+    created = api.create()
+    response = api.post("/workflows/update", {"workflowId": created["id"], "workflowGraph": graph})
+    assert response.status_code == 400, response.text
+    assert [e["field"] for e in response.json()["errors"]] == [field]
+    assert api.get("/workflows/get", id=created["id"]).json() == created
+    assert [item["id"] for item in api.get("/workflows/list").json()["items"]] == [created["id"]]
 
 
 def test_update_changes_fields_and_records_a_version(api: Api) -> None:

@@ -6,13 +6,17 @@ import math
 from datetime import UTC, datetime
 from typing import Any
 
+import msgspec
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from composition.services import Services
 from domain.errors import Conflict, NotFound
 from domain.run import STATUSES
+from domain.run_values import RunReport, RunRequest
 from domain.workflow import Actor
+from domain.workflow_content import WorkflowContent
+from tests.support.views import replay_from_scratch, view_rows
 
 ALICE: Actor = {"keyId": "k1", "keyName": "alice"}
 STEPS = [{"type": "designer", "cliId": "claude"}]
@@ -47,13 +51,9 @@ action = st.one_of(
 )
 
 
-def rebuilt(backend: Services) -> tuple[Any, Any]:
-    for name in ("analytics", "related"):
-        runner = backend.projector.runner(name)
-        runner.drop_tables()
-        runner.create_tables()
-        runner.catch_up()
-    return backend.analytics.rows(), backend.related.rows()
+def rebuilt(backend: Services) -> dict[str, list[tuple[Any, ...]]]:
+    replay_from_scratch(backend, "analytics", "related")
+    return view_rows(backend, "analytics", "related")
 
 
 @settings(max_examples=20, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
@@ -64,7 +64,11 @@ def test_the_views_always_agree_with_the_runs_and_a_fresh_rebuild(
     project = backend.accounts.create_project("property").project_id
     service = backend.workflows
     workflows = [
-        str(service.create_workflow(ALICE, project, {"name": f"W{n}", "pipelineSteps": STEPS}).workflow.id)
+        str(
+            service.create_workflow(
+                ALICE, project, WorkflowContent.from_data({"name": f"W{n}", "pipelineSteps": STEPS})
+            ).workflow.id
+        )
         for n in range(2)
     ]
     runs: list[tuple[str, str]] = []
@@ -73,7 +77,7 @@ def test_the_views_always_agree_with_the_runs_and_a_fresh_rebuild(
         position = None
         try:
             if kind == "start":
-                saved = backend.runs.start_run(ALICE, project, workflows[which], "go")
+                saved = backend.runs.start_run(ALICE, project, workflows[which], RunRequest(prompt="go"))
                 runs.append((workflows[which], str(saved.run.id)))
                 position = saved.position
             elif kind == "erase":
@@ -83,8 +87,9 @@ def test_the_views_always_agree_with_the_runs_and_a_fresh_rebuild(
             elif runs:
                 _, run_id = runs[which % len(runs)]
                 if kind == "report":
+                    report = {"status": status, "costBreakdown": lines, "links": linked}
                     position = backend.runs.report_run(
-                        ALICE, project, run_id, status, cost_lines=lines, links=linked
+                        ALICE, project, run_id, msgspec.convert(report, RunReport)
                     ).position
                 else:
                     position = backend.runs.cancel_run(ALICE, project, run_id).position
@@ -95,21 +100,23 @@ def test_the_views_always_agree_with_the_runs_and_a_fresh_rebuild(
     for workflow_id in workflows:
         if workflow_id in erased:
             continue
-        answer = backend.analytics.answer(workflow_id, 2, "daily", backend.related.counts(workflow_id))
+        statistics = backend.analytics.run_statistics(
+            workflow_id, 2, "daily", backend.related.counts(workflow_id)
+        )
         documents = [
             document
             for owner, run_id in runs
             if owner == workflow_id and (document := backend.runs_view.get(project, run_id)) is not None
         ]
         by_status = {status: sum(d.status == status for d in documents) for status in STATUSES}
-        kpis = answer.kpis
+        kpis = statistics.kpis
         assert kpis.total_runs == len(documents)
         assert kpis.succeeded_runs == by_status["succeeded"]
         assert kpis.failed_runs == by_status["failed"]
         assert kpis.cancelled_runs == by_status["cancelled"]
         assert kpis.active_runs == by_status["queued"] + by_status["running"]
         assert math.isclose(kpis.total_cost_usd, sum(d.cost_usd for d in documents), abs_tol=1e-6)
-        related = backend.related.answer(workflow_id)
-        assert answer.related.personas == len(related.personas)
-    before = backend.analytics.rows(), backend.related.rows()
+        related = backend.related.entities(workflow_id)
+        assert statistics.related.personas == len(related.personas)
+    before = view_rows(backend, "analytics", "related")
     assert rebuilt(backend) == before

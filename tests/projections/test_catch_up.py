@@ -10,7 +10,16 @@ import pytest
 from composition.services import Services
 from composition.settings import Settings
 from domain.workflow import Actor
+from domain.workflow_content import WorkflowChanges, WorkflowContent
 from projections.runner import TrackedView
+from tests.support.views import (
+    catch_up,
+    drop_tables,
+    replay_from_scratch,
+    view_named,
+    view_position,
+    view_rows,
+)
 
 ACTOR: Actor = {"keyId": "k1", "keyName": "ops"}
 STEPS = [{"type": "designer", "cliId": "claude", "model": None, "instructions": None, "id": None}]
@@ -20,9 +29,10 @@ def fill(backend: Services, project_id: str, count: int = 12) -> None:
     """A stream with every kind of workflow event, written through the domain without settling."""
     service = backend.workflows
     for i in range(count):
-        saved = service.create_workflow(ACTOR, project_id, {"name": f"wf {i}", "pipelineSteps": STEPS})
+        content = WorkflowContent.from_data({"name": f"wf {i}", "pipelineSteps": STEPS})
+        saved = service.create_workflow(ACTOR, project_id, content)
         workflow_id = str(saved.workflow.id)
-        service.update_workflow(ACTOR, project_id, workflow_id, {"description": f"d{i}"})
+        service.update_workflow(ACTOR, project_id, workflow_id, WorkflowChanges(description=f"d{i}"))
         if i % 3 == 0:
             service.rename_workflow(ACTOR, project_id, workflow_id, f"renamed {i}")
             service.revert_workflow(ACTOR, project_id, workflow_id, 1)
@@ -34,19 +44,12 @@ def fill(backend: Services, project_id: str, count: int = 12) -> None:
             service.permanently_delete_workflow(ACTOR, project_id, workflow_id)
 
 
-def dump(backend: Services, runner: TrackedView) -> dict[str, list[dict[str, Any]]]:
-    tables: dict[str, list[dict[str, Any]]] = {}
-    with backend.database.transaction(commit=False) as tx:
-        for table in runner.projection.tables:
-            rows = tx.execute(f"SELECT * FROM {table}").fetchall()  # noqa: S608
-            tables[table] = sorted((dict(row) for row in rows), key=repr)
-    return tables
+def dump(backend: Services, runner: TrackedView) -> dict[str, list[tuple[Any, ...]]]:
+    return view_rows(backend, runner.name)
 
 
-def rebuilt(backend: Services, runner: TrackedView) -> dict[str, list[dict[str, Any]]]:
-    runner.drop_tables()
-    runner.create_tables()
-    runner.catch_up()
+def rebuilt(backend: Services, runner: TrackedView) -> dict[str, list[tuple[Any, ...]]]:
+    replay_from_scratch(backend, runner.name)
     return dump(backend, runner)
 
 
@@ -57,7 +60,7 @@ def test_a_stopped_projection_resumes_and_equals_a_fresh_replay(database_url: st
     head = first.workflows.recorder.max_notification_id()
     for runner in first.projector.runners:
         runner.batch_size = 7
-        stopped_at = runner.catch_up(max_batches=2)
+        stopped_at = catch_up(runner, batches=2)
         if runner.name in ("workflow_summary", "workflow_version"):  # others read few of these events
             assert 0 < stopped_at < head
     first.close()
@@ -65,8 +68,8 @@ def test_a_stopped_projection_resumes_and_equals_a_fresh_replay(database_url: st
     restarted = Services(Settings(database_url=database_url))
     try:
         for runner in restarted.projector.runners:
-            assert runner.position() > 0
-            assert runner.catch_up() == head
+            assert view_position(runner) > 0
+            assert catch_up(runner) == head
             resumed = dump(restarted, runner)
             assert resumed == rebuilt(restarted, runner)
         assert restarted.summaries.page(project, deleted=False, after=None, limit=100)[0]
@@ -81,7 +84,7 @@ def test_a_crash_mid_batch_neither_loses_nor_double_applies(
     try:
         project = backend.accounts.create_project("p").project_id
         fill(backend, project, count=6)
-        runner = backend.projector.runner("workflow_version")
+        runner = view_named(backend, "workflow_version")
         projection = runner.projection
         real_apply = type(projection).apply
         calls = {"n": 0}
@@ -97,11 +100,11 @@ def test_a_crash_mid_batch_neither_loses_nor_double_applies(
 
         monkeypatch.setattr(type(projection), "apply", crashing_apply)
         with pytest.raises(PowerCut):
-            runner.catch_up()
-        assert runner.position() == 0
+            catch_up(runner)
+        assert view_position(runner) == 0
         monkeypatch.undo()
 
-        runner.catch_up()
+        catch_up(runner)
         assert dump(backend, runner) == rebuilt(backend, runner)
     finally:
         backend.close()
@@ -113,13 +116,13 @@ def test_two_runners_on_one_view_apply_each_batch_once(database_url: str) -> Non
     try:
         project = first.accounts.create_project("p").project_id
         fill(first, project, count=6)
-        a = first.projector.runner("workflow_summary")
-        b = second.projector.runner("workflow_summary")
+        a = view_named(first, "workflow_summary")
+        b = view_named(second, "workflow_summary")
         a.batch_size = b.batch_size = 3
-        a.catch_up(max_batches=1)
-        b.catch_up(max_batches=2)
-        a.catch_up()
-        b.catch_up()
+        catch_up(a, batches=1)
+        catch_up(b, batches=2)
+        catch_up(a)
+        catch_up(b)
         assert dump(first, a) == rebuilt(first, a)
     finally:
         first.close()
@@ -129,7 +132,7 @@ def test_two_runners_on_one_view_apply_each_batch_once(database_url: str) -> Non
 def test_the_app_follows_events_written_by_other_writers(backend: Services, api: Any) -> None:
     """Events saved outside the HTTP path (scripts, other hosts) reach the read models unprompted."""
     saved = backend.workflows.create_workflow(
-        ACTOR, api.project_id, {"name": "from a script", "pipelineSteps": STEPS}
+        ACTOR, api.project_id, WorkflowContent.from_data({"name": "from a script", "pipelineSteps": STEPS})
     )
     deadline = time.monotonic() + 10
     while time.monotonic() < deadline:
@@ -146,9 +149,9 @@ def test_rebuilding_one_view_never_moves_the_others_back(database_url: str) -> N
         project = backend.accounts.create_project("p").project_id
         fill(backend, project)
         backend.projector.catch_up()
-        summary = backend.projector.runner("workflow_summary")
-        versions = backend.projector.runner("workflow_version")
-        versions.drop_tables()
+        summary = view_named(backend, "workflow_summary")
+        versions = view_named(backend, "workflow_version")
+        drop_tables(versions)
         versions.create_tables()
         fill(backend, project, count=1)  # the other views now lag a little, the rebuilt one a lot
         for runner in backend.projector.runners:

@@ -8,6 +8,7 @@ import sqlite3
 from collections.abc import Callable
 from typing import Any
 
+import msgspec
 import psycopg
 import pytest
 from eventsourcing.utils import get_topic
@@ -15,12 +16,15 @@ from eventsourcing.utils import get_topic
 from composition.services import Services
 from composition.settings import Settings
 from domain.run import Run
+from domain.run_values import RunReport, RunRequest
 from domain.workflow import Actor, Workflow
+from domain.workflow_content import WorkflowChanges, WorkflowContent
 from projections.failures import is_transient
 from projections.read_model import ReadModel
 from projections.related import RelatedProjection
 from projections.runner import TrackedView
 from projections.workflow_versions import WorkflowVersionsProjection
+from tests.support.views import rebuild_in_place, view_named, view_position, view_rows
 
 ACTOR: Actor = {"keyId": "k1", "keyName": "ops"}
 STEPS = [{"type": "designer", "cliId": "claude", "model": None, "instructions": None, "id": None}]
@@ -58,24 +62,24 @@ def make_nul_unstorable(backend: Services, monkeypatch: pytest.MonkeyPatch) -> N
 
 
 def a_run(backend: Services, project_id: str) -> tuple[str, str]:
-    saved = backend.workflows.create_workflow(ACTOR, project_id, {"name": "wf", "pipelineSteps": STEPS})
+    saved = backend.workflows.create_workflow(
+        ACTOR, project_id, WorkflowContent.from_data({"name": "wf", "pipelineSteps": STEPS})
+    )
     backend.settle(saved.position)
     workflow_id = str(saved.workflow.id)
-    started = backend.runs.start_run(ACTOR, project_id, workflow_id, "Fix the flaky test")
+    started = backend.runs.start_run(ACTOR, project_id, workflow_id, RunRequest(prompt="Fix the flaky test"))
     backend.settle(started.position)
     return workflow_id, str(started.run.id)
 
 
 def report_a_nul(backend: Services, project_id: str, run_id: str) -> int:
     """Around the edge, which refuses NUL with 400: straight to the domain, as a script could."""
-    saved = backend.runs.report_run(
-        ACTOR,
-        project_id,
-        run_id,
-        "running",
-        branch_name="poisoned",
-        links={"personas": [{"id": "p-nul", "name": NUL_NAME}]},
-    )
+    report = {
+        "status": "running",
+        "branchName": "poisoned",
+        "links": {"personas": [{"id": "p-nul", "name": NUL_NAME}]},
+    }
+    saved = backend.runs.report_run(ACTOR, project_id, run_id, msgspec.convert(report, RunReport))
     backend.settle(saved.position)
     assert saved.position is not None
     return saved.position
@@ -85,13 +89,8 @@ def head(backend: Services) -> int:
     return backend.workflows.recorder.max_notification_id() or 0
 
 
-def dump(backend: Services, runner: TrackedView) -> dict[str, list[dict[str, Any]]]:
-    tables: dict[str, list[dict[str, Any]]] = {}
-    with backend.database.transaction(commit=False) as tx:
-        for table in runner.projection.tables:
-            rows = tx.execute(f"SELECT * FROM {table}").fetchall()  # noqa: S608
-            tables[table] = sorted((dict(row) for row in rows), key=repr)
-    return tables
+def dump(backend: Services, runner: TrackedView) -> dict[str, list[tuple[Any, ...]]]:
+    return view_rows(backend, runner.name)
 
 
 def failures(backend: Services) -> list[tuple[str, int, str]]:
@@ -99,8 +98,8 @@ def failures(backend: Services) -> list[tuple[str, int, str]]:
 
 
 def related_ids(backend: Services, workflow_id: str) -> set[str]:
-    answer = backend.related.answer(workflow_id)
-    return {entity.id for entity in [*answer.personas, *answer.issues, *answer.learning_versions]}
+    linked = backend.related.entities(workflow_id)
+    return {entity.id for entity in [*linked.personas, *linked.issues, *linked.learning_versions]}
 
 
 def test_a_view_skips_only_the_event_it_cannot_apply(
@@ -111,9 +110,8 @@ def test_a_view_skips_only_the_event_it_cannot_apply(
     workflow_id, run_id = a_run(backend, project)
 
     poisoned_at = report_a_nul(backend, project, run_id)
-    later = backend.runs.report_run(
-        ACTOR, project, run_id, "running", links={"issues": [{"id": "ISS-7", "name": "later"}]}
-    )
+    report = {"status": "running", "links": {"issues": [{"id": "ISS-7", "name": "later"}]}}
+    later = backend.runs.report_run(ACTOR, project, run_id, msgspec.convert(report, RunReport))
     backend.settle(later.position)
 
     assert set(backend.projector.positions().values()) == {head(backend)}
@@ -128,7 +126,7 @@ def test_a_view_skips_only_the_event_it_cannot_apply(
     for runner in backend.projector.runners:
         if runner.name != "related":
             before = dump(backend, runner)
-            runner.rebuild()
+            rebuild_in_place(runner)
             assert dump(backend, runner) == before, runner.name
 
 
@@ -136,7 +134,9 @@ def test_an_event_that_cannot_be_decoded_is_recorded_for_each_view_that_reads_it
     backend: Services, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     project = backend.accounts.create_project("p").project_id
-    saved = backend.workflows.create_workflow(ACTOR, project, {"name": "wf", "pipelineSteps": STEPS})
+    saved = backend.workflows.create_workflow(
+        ACTOR, project, WorkflowContent.from_data({"name": "wf", "pipelineSteps": STEPS})
+    )
     workflow_id = str(saved.workflow.id)
     backend.settle(saved.position)
     renamed = backend.workflows.rename_workflow(ACTOR, project, workflow_id, "unreadable")
@@ -150,7 +150,9 @@ def test_an_event_that_cannot_be_decoded_is_recorded_for_each_view_that_reads_it
 
     monkeypatch.setattr(mapper, "to_domain_event", decode)
     backend.settle(renamed.position)
-    later = backend.workflows.update_workflow(ACTOR, project, workflow_id, {"description": "after"})
+    later = backend.workflows.update_workflow(
+        ACTOR, project, workflow_id, WorkflowChanges(description="after")
+    )
     backend.settle(later.position)
 
     topic = get_topic(Workflow.Renamed)
@@ -175,7 +177,9 @@ def test_a_database_error_is_not_blamed_on_the_event(
         return sqlite3.OperationalError("database is locked")
 
     fail_on(monkeypatch, WorkflowVersionsProjection, lambda event: True, busy)
-    saved = backend.workflows.create_workflow(ACTOR, project, {"name": "wf", "pipelineSteps": STEPS})
+    saved = backend.workflows.create_workflow(
+        ACTOR, project, WorkflowContent.from_data({"name": "wf", "pipelineSteps": STEPS})
+    )
     with pytest.raises(Exception) as raised:  # noqa: PT011 - whichever driver's error, wrapped or not
         backend.projector.catch_up()
     assert is_transient(raised.value)
@@ -200,9 +204,8 @@ def test_a_restart_starts_and_keeps_the_record(
     _, run_id = a_run(first, project)
     first.projector.catch_up()
     # Stored but not yet applied when the process stops: the next start meets it first.
-    saved = first.runs.report_run(
-        ACTOR, project, run_id, "running", links={"personas": [{"id": "p-nul", "name": NUL_NAME}]}
-    )
+    report = {"status": "running", "links": {"personas": [{"id": "p-nul", "name": NUL_NAME}]}}
+    saved = first.runs.report_run(ACTOR, project, run_id, msgspec.convert(report, RunReport))
     first.close()
 
     restarted = Services(settings)
@@ -210,7 +213,9 @@ def test_a_restart_starts_and_keeps_the_record(
         restarted.projector.catch_up()
         assert set(restarted.projector.positions().values()) == {head(restarted)}
         assert failures(restarted) == [("related", saved.position, get_topic(Run.Reported))]
-        more = restarted.workflows.create_workflow(ACTOR, project, {"name": "next", "pipelineSteps": STEPS})
+        more = restarted.workflows.create_workflow(
+            ACTOR, project, WorkflowContent.from_data({"name": "next", "pipelineSteps": STEPS})
+        )
         restarted.settle(more.position)
         assert restarted.summaries.get(project, str(more.workflow.id)) is not None
     finally:
@@ -219,7 +224,9 @@ def test_a_restart_starts_and_keeps_the_record(
 
 def test_a_rebuild_applies_a_skipped_event_again(backend: Services, monkeypatch: pytest.MonkeyPatch) -> None:
     project = backend.accounts.create_project("p").project_id
-    saved = backend.workflows.create_workflow(ACTOR, project, {"name": "wf", "pipelineSteps": STEPS})
+    saved = backend.workflows.create_workflow(
+        ACTOR, project, WorkflowContent.from_data({"name": "wf", "pipelineSteps": STEPS})
+    )
     workflow_id = str(saved.workflow.id)
     backend.settle(saved.position)
     fail_on(
@@ -230,17 +237,17 @@ def test_a_rebuild_applies_a_skipped_event_again(backend: Services, monkeypatch:
     )
     renamed = backend.workflows.rename_workflow(ACTOR, project, workflow_id, "renamed")
     backend.settle(renamed.position)
-    runner = backend.projector.runner("workflow_version")
+    runner = view_named(backend, "workflow_version")
     assert failures(backend) == [("workflow_version", renamed.position, get_topic(Workflow.Renamed))]
 
-    position, again = runner.rebuild()  # the bug is still there: recorded again, nothing else lost
+    position, again = rebuild_in_place(runner)  # the bug is still there: recorded again, nothing else lost
     assert position == head(backend)
     assert [(f.view, f.position) for f in again] == [("workflow_version", renamed.position)]
     assert failures(backend) == [("workflow_version", renamed.position, get_topic(Workflow.Renamed))]
     skipped = dump(backend, runner)
 
     monkeypatch.undo()  # the bug is fixed
-    position, again = runner.rebuild()
+    position, again = rebuild_in_place(runner)
     assert (position, again, failures(backend)) == (head(backend), [], [])
     assert dump(backend, runner) != skipped
     versions = backend.history.versions(project, workflow_id)
@@ -251,11 +258,13 @@ def test_a_rebuild_applies_a_skipped_event_again(backend: Services, monkeypatch:
 def test_a_rebuild_that_fails_leaves_the_old_view(backend: Services, monkeypatch: pytest.MonkeyPatch) -> None:
     project = backend.accounts.create_project("p").project_id
     for i in range(4):
-        saved = backend.workflows.create_workflow(ACTOR, project, {"name": f"wf {i}", "pipelineSteps": STEPS})
+        saved = backend.workflows.create_workflow(
+            ACTOR, project, WorkflowContent.from_data({"name": f"wf {i}", "pipelineSteps": STEPS})
+        )
         backend.settle(saved.position)
-    runner = backend.projector.runner("workflow_summary")
+    runner = view_named(backend, "workflow_summary")
     before = dump(backend, runner)
-    position = runner.position()
+    position = view_position(runner)
     calls = {"n": 0}
 
     def lost_connection_at_the_third_event(_: Any) -> bool:
@@ -270,11 +279,11 @@ def test_a_rebuild_that_fails_leaves_the_old_view(backend: Services, monkeypatch
     fail_on(monkeypatch, type(runner.projection), lost_connection_at_the_third_event, lost)
     runner.batch_size = 2
     with pytest.raises(Exception) as raised:  # noqa: PT011 - whichever driver's error, wrapped or not
-        runner.rebuild()
+        rebuild_in_place(runner)
     assert is_transient(raised.value)
     assert calls["n"] == 3
     assert dump(backend, runner) == before
-    assert runner.position() == position
+    assert view_position(runner) == position
     assert failures(backend) == []
 
 
@@ -293,7 +302,9 @@ def test_a_statement_the_database_refuses_inside_a_view_is_contained(
     monkeypatch.setattr(WorkflowVersionsProjection, "apply", apply)
     names = ["before", "refused", "after"]
     created = [
-        backend.workflows.create_workflow(ACTOR, project, {"name": name, "pipelineSteps": STEPS})
+        backend.workflows.create_workflow(
+            ACTOR, project, WorkflowContent.from_data({"name": name, "pipelineSteps": STEPS})
+        )
         for name in names
     ]
     backend.projector.catch_up()  # one batch holding all three

@@ -4,13 +4,17 @@ from __future__ import annotations
 
 from typing import Any
 
+import msgspec
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from composition.services import Services
 from domain.errors import Conflict, NotFound
 from domain.run import FINISHED, STATUSES
+from domain.run_values import RunReport, RunRequest
 from domain.workflow import Actor
+from domain.workflow_content import WorkflowContent
+from tests.support.views import replay_from_scratch, view_rows
 
 ALICE: Actor = {"keyId": "k1", "keyName": "alice"}
 STEPS = [{"type": "designer", "cliId": "claude"}]
@@ -39,12 +43,9 @@ action = st.one_of(
 )
 
 
-def rebuilt_rows(backend: Services) -> list[tuple[str, str]]:
-    runner = backend.projector.runner("runs")
-    runner.drop_tables()
-    runner.create_tables()
-    runner.catch_up()
-    return backend.runs_view.rows()
+def rebuilt_rows(backend: Services) -> dict[str, list[tuple[Any, ...]]]:
+    replay_from_scratch(backend, "runs")
+    return view_rows(backend, "runs")
 
 
 @settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
@@ -53,9 +54,11 @@ def test_the_runs_view_always_equals_a_fresh_rebuild(backend: Services, steps: l
     project = backend.accounts.create_project("property").project_id
     runs = backend.runs
     workflow_id = str(
-        backend.workflows.create_workflow(ALICE, project, {"name": "W", "pipelineSteps": STEPS}).workflow.id
+        backend.workflows.create_workflow(
+            ALICE, project, WorkflowContent.from_data({"name": "W", "pipelineSteps": STEPS})
+        ).workflow.id
     )
-    first = runs.start_run(ALICE, project, workflow_id, "go")
+    first = runs.start_run(ALICE, project, workflow_id, RunRequest(prompt="go"))
     backend.settle(first.position)
     run_ids = [str(first.run.id)]
     erased = False
@@ -63,13 +66,14 @@ def test_the_runs_view_always_equals_a_fresh_rebuild(backend: Services, steps: l
         position = None
         try:
             if kind == "report":
+                report = {"status": status, "costBreakdown": lines, "links": linked}
                 position = runs.report_run(
-                    ALICE, project, run_ids[-1], status, cost_lines=lines, links=linked
+                    ALICE, project, run_ids[-1], msgspec.convert(report, RunReport)
                 ).position
             elif kind == "cancel":
                 position = runs.cancel_run(ALICE, project, run_ids[-1]).position
             elif kind == "start":
-                saved = runs.start_run(ALICE, project, workflow_id, "again")
+                saved = runs.start_run(ALICE, project, workflow_id, RunRequest(prompt="again"))
                 run_ids.append(str(saved.run.id))
                 position = saved.position
             elif not erased:
@@ -91,5 +95,5 @@ def test_the_runs_view_always_equals_a_fresh_rebuild(backend: Services, steps: l
         assert (document.duration_ms is not None) == (document.status in FINISHED)
         assert document.cost_usd >= 0
         assert document.status == runs.get_run(project, run_id).status
-    before = backend.runs_view.rows()
+    before = view_rows(backend, "runs")
     assert rebuilt_rows(backend) == before

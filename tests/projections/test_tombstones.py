@@ -6,8 +6,9 @@ from typing import Any
 
 from composition.services import Services
 from projections.reading import Tombstone, position_of
-from tests.api.test_audit_log import OPUS, audit_log, start_run
-from tests.conftest import Api
+from tests.support.client import Api, audit_log, start_run
+from tests.support.data import OPUS
+from tests.support.views import rebuild_in_place, view_named, view_rows
 
 
 def erased_workflow_with_a_run(api: Api) -> dict[str, str]:
@@ -30,18 +31,8 @@ def erased_workflow_with_a_run(api: Api) -> dict[str, str]:
 
 def rebuild_every_view(backend: Services) -> None:
     for runner in backend.projector.runners:
-        _, skipped = runner.rebuild()
+        _, skipped = rebuild_in_place(runner)
         assert skipped == []
-
-
-def view_rows(backend: Services) -> dict[str, list[tuple[Any, ...]]]:
-    rows: dict[str, list[tuple[Any, ...]]] = {}
-    with backend.database.transaction(commit=False) as tx:
-        for runner in backend.projector.runners:
-            for table in runner.projection.tables:
-                found = tx.execute(f"SELECT * FROM {table}").fetchall()  # noqa: S608 - the views' own names
-                rows[table] = sorted((tuple(dict(row).values()) for row in found), key=repr)
-    return rows
 
 
 def test_a_rebuild_after_a_permanent_delete_keeps_every_item_without_content(
@@ -89,7 +80,7 @@ def test_views_without_erased_content_ignore_tombstones(api: Api, backend: Servi
 def test_tombstones_carry_the_events_clear_fields_and_position(api: Api, backend: Services) -> None:
     ids = erased_workflow_with_a_run(api)
     seen: list[Any] = []
-    audit = backend.projector.runner("audit")
+    audit = view_named(backend, "audit")
     original = audit.projection.apply
 
     def spy(event: Any, tx: Any) -> None:
@@ -97,7 +88,7 @@ def test_tombstones_carry_the_events_clear_fields_and_position(api: Api, backend
         original(event, tx)
 
     audit.projection.apply = spy  # type: ignore[method-assign]
-    audit.rebuild()
+    rebuild_in_place(audit)
 
     tombstones = [event for event in seen if isinstance(event, Tombstone)]
     assert [str(t.originator_id) for t in tombstones] == [ids["gone"]] * 4 + [ids["run"]] * 2

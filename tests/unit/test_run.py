@@ -6,29 +6,30 @@ import shutil
 import subprocess
 from typing import Any
 
+import msgspec
 import pytest
+from eventsourcing.utils import get_topic
 from hypothesis import given
 from hypothesis import strategies as st
 
 from domain.errors import Conflict, InvalidInput
-from domain.run import FINISHED, STATUSES, TRANSITIONS, Run, check_https_url, ref_name_problem
+from domain.run import FINISHED, STATUSES, TRANSITIONS, Run
+from domain.run_values import CostLine, RunReport, RunRequest, RunStatus, check_https_url, ref_name_problem
 from domain.workflow import Actor
+from domain.workflow_content import SandboxConfig
 
 ALICE: Actor = {"keyId": "k1", "keyName": "alice"}
 LINE = {"model": "claude-opus-4-7", "cliId": "claude", "costUsd": 0.5}
 
 
-def new_run(**fields: Any) -> Run:
-    given_fields: dict[str, Any] = {
-        "project_id": "p1",
-        "actor": ALICE,
-        "workflow_id": "w1",
-        "workflow_version": 3,
-        "run_number": 7,
-        "prompt": "Ship it",
-        **fields,
-    }
-    return Run.start(**given_fields)
+def new_run(**request: Any) -> Run:
+    """A run of version 3 of workflow w1, numbered 7, asked for `request` (built as is, not validated)."""
+    return Run.start(ALICE, "p1", ("w1", 3), 7, RunRequest(**{"prompt": "Ship it", **request}))
+
+
+def report(run: Run, status: str, **fields: Any) -> None:
+    """Report as the edge would after decoding a body: `fields` keyed as clients send them."""
+    run.report(ALICE, msgspec.convert({"status": status, **fields}, RunReport))
 
 
 def replayed(run: Run) -> Run:
@@ -42,7 +43,9 @@ def replayed(run: Run) -> Run:
 
 def test_start_records_everything_and_is_queued() -> None:
     run = new_run(
-        github_repo_url="https://github.com/acme/app", branch_name="feature/x", config={"cliId": "c"}
+        github_repo_url="https://github.com/acme/app",
+        branch_name="feature/x",
+        config=SandboxConfig(cli_id="c"),
     )
     started = run.pending_events[0]
     assert isinstance(started, Run.Started)
@@ -57,15 +60,15 @@ def test_start_records_everything_and_is_queued() -> None:
 
 def test_the_happy_path_sets_started_and_completed_times() -> None:
     run = new_run()
-    run.report(ALICE, "running")
-    run.report(ALICE, "running", cost_lines=[LINE])
-    run.report(ALICE, "succeeded", pr_url="https://github.com/acme/app/pull/1", cost_lines=[LINE])
+    report(run, "running")
+    report(run, "running", costBreakdown=[LINE])
+    report(run, "succeeded", prUrl="https://github.com/acme/app/pull/1", costBreakdown=[LINE])
     assert run.status == "succeeded"
     assert run.started_at is not None
     assert run.completed_at is not None
     assert run.completed_at >= run.started_at
     assert run.pr_url == "https://github.com/acme/app/pull/1"
-    assert [line["inputTokens"] for line in run.cost_lines] == [None, None]
+    assert [line.input_tokens for line in run.cost_lines] == [None, None]
     events = run.pending_events
     assert [type(e).__name__ for e in events] == ["Started", "Reported", "Reported", "Reported"]
     assert isinstance(events[2], Run.Reported)
@@ -100,17 +103,17 @@ def test_a_queued_run_can_be_cancelled_and_never_ran() -> None:
 def test_impossible_transitions_are_conflicts_and_record_nothing(path: list[str], status: str) -> None:
     run = new_run()
     for step in path:
-        run.report(ALICE, step)
+        report(run, step)
     before = len(run.pending_events)
     with pytest.raises(Conflict):
-        run.report(ALICE, status)
+        report(run, status)
     assert len(run.pending_events) == before
 
 
 def test_a_finished_run_cannot_be_cancelled() -> None:
     run = new_run()
-    run.report(ALICE, "running")
-    run.report(ALICE, "failed", error="boom")
+    report(run, "running")
+    report(run, "failed", error="boom")
     with pytest.raises(Conflict):
         run.cancel(ALICE)
     cancelled = new_run()
@@ -121,22 +124,18 @@ def test_a_finished_run_cannot_be_cancelled() -> None:
 
 def test_a_report_of_nothing_new_records_nothing() -> None:
     run = new_run()
-    run.report(ALICE, "running", branch_name="main")
+    report(run, "running", branchName="main")
     before = len(run.pending_events)
-    run.report(
-        ALICE, "running", branch_name="main", links={"personas": [], "issues": [], "learningVersions": []}
-    )
+    report(run, "running", branchName="main", links={"personas": [], "issues": [], "learningVersions": []})
     assert len(run.pending_events) == before
 
 
 def test_links_are_recorded_once_per_run_with_all_three_kinds() -> None:
     run = new_run()
-    run.report(
-        ALICE, "running", links={"personas": [{"id": "p1", "name": "Ada"}, {"id": "p1", "name": "Ada"}]}
-    )
-    run.report(ALICE, "running", links={"personas": [{"id": "p1"}, {"id": "p2"}], "issues": [{"id": "i1"}]})
-    run.report(ALICE, "running", links={"personas": [{"id": "p1", "name": "Ada"}]})
-    run.report(ALICE, "running", links={"personas": [{"id": "p2", "name": "Bo"}]})
+    report(run, "running", links={"personas": [{"id": "p1", "name": "Ada"}, {"id": "p1", "name": "Ada"}]})
+    report(run, "running", links={"personas": [{"id": "p1"}, {"id": "p2"}], "issues": [{"id": "i1"}]})
+    report(run, "running", links={"personas": [{"id": "p1", "name": "Ada"}]})
+    report(run, "running", links={"personas": [{"id": "p2", "name": "Bo"}]})
     first, second, renamed = run.pending_events[1:]
     assert isinstance(first, Run.Reported)
     assert isinstance(second, Run.Reported)
@@ -153,8 +152,53 @@ def test_links_are_recorded_once_per_run_with_all_three_kinds() -> None:
 
 def test_an_unknown_status_is_invalid_input() -> None:
     with pytest.raises(InvalidInput) as error:
-        new_run().report(ALICE, "paused")
+        new_run().report(ALICE, RunReport(status="paused"))  # type: ignore[arg-type]
     assert error.value.field == "status"
+
+
+@pytest.mark.parametrize("status", ["paused", "RUNNING", "Running", "", None, 1])
+def test_the_report_type_refuses_a_status_it_does_not_know(status: Any) -> None:
+    with pytest.raises(msgspec.ValidationError, match=r"\$\.status"):
+        msgspec.convert({"status": status}, RunReport)
+
+
+def test_the_statuses_are_exactly_the_five_of_the_contract() -> None:
+    assert [str(status) for status in RunStatus] == ["queued", "running", "succeeded", "failed", "cancelled"]
+    assert tuple(RunStatus) == STATUSES
+
+
+def test_events_store_plain_data_keyed_as_on_the_wire() -> None:
+    run = new_run(config=SandboxConfig(cli_id="c"), reference_image_ids=["f1"])
+    report(run, "running", costBreakdown=[{**LINE, "costUsd": 1}], links={"issues": [{"id": "i1"}]})
+    started, reported = run.collect_events()
+    assert isinstance(started, Run.Started)
+    assert started.config == {
+        "templateId": None,
+        "cliId": "c",
+        "model": None,
+        "timeoutMs": None,
+        "memoryMb": None,
+        "cpuCount": None,
+    }
+    assert started.reference_image_ids == ["f1"]
+    assert isinstance(reported, Run.Reported)
+    assert type(reported.status) is str
+    assert reported.status == "running"
+    assert reported.cost_lines == [{**LINE, "costUsd": 1.0, "inputTokens": None, "outputTokens": None}]
+    assert reported.links == {"personas": [], "issues": [{"id": "i1", "name": None}], "learningVersions": []}
+
+
+def test_replayed_state_is_typed() -> None:
+    run = new_run()
+    report(run, "running", costBreakdown=[LINE])
+    loaded = replayed(run)
+    assert loaded.status is RunStatus.RUNNING
+    assert loaded.cost_lines == [CostLine(model="claude-opus-4-7", cli_id="claude", cost_usd=0.5)]
+
+
+def test_event_topics_stay_the_stored_class_paths() -> None:
+    for name in ("Started", "Reported", "Cancelled"):
+        assert get_topic(getattr(Run, name)) == f"domain.run:Run.{name}"
 
 
 @pytest.mark.parametrize(
@@ -256,9 +300,9 @@ def test_no_sequence_of_reports_reaches_an_impossible_state(steps: list[tuple[st
             if kind == "cancel":
                 run.cancel(ALICE)
             elif kind == "cost":
-                run.report(ALICE, run.status, cost_lines=[LINE])
+                report(run, run.status, costBreakdown=[LINE])
             else:
-                run.report(ALICE, status)
+                report(run, status)
         except Conflict:
             assert (run.status, run.started_at, run.completed_at, len(run.cost_lines), run.version) == before
             allowed = kind != "cancel" and status in TRANSITIONS[before[0]]

@@ -74,9 +74,11 @@ class IdempotencyMiddleware(ASGIMiddleware):
         if not keys:
             await next_app(scope, receive, send)
             return
-        backend: Services = scope["app"].state.backend
-        project_id = await to_thread.run_sync(project_of, backend, scope)
-        if project_id is None:  # the gate answers 401 or 403; nothing is replayed to such a caller
+        services: Services = scope["app"].state.services
+        project_id = await to_thread.run_sync(project_of, services, scope)
+        if (
+            project_id is None
+        ):  # authentication answers 401, its guard 403; nothing is replayed to such a caller
             await next_app(scope, receive, send)
             return
         key = valid_key(keys)
@@ -89,7 +91,7 @@ class IdempotencyMiddleware(ASGIMiddleware):
         if body is None:  # too large or cut off: the app answers that, and nothing is claimed
             await next_app(scope, receive, send)
             return
-        records = IdempotencyRecords(backend.database, backend.workflows.data_keys, self.clock)
+        records = IdempotencyRecords(services.database, services.workflows.data_keys, self.clock)
         request = KeyedRequest(
             f"project:{project_id}", key, Fingerprint(scope["path"], hashlib.sha256(body).hexdigest())
         )
@@ -178,10 +180,10 @@ class IdempotencyMiddleware(ASGIMiddleware):
         await quietly(records.purge)
 
 
-def project_of(backend: Services, scope: Scope) -> str | None:
+def project_of(services: Services, scope: Scope) -> str | None:
     """The project of the request's API key, or None when the key is missing, unknown, revoked or expired,
     or when its scope does not allow the route (a read key never gets a replay of a write)."""
-    principal = principal_of(backend.accounts, scope)
+    principal = principal_of(services.accounts, scope)
     return None if principal is None or not in_scope(principal, scope) else principal.project_id
 
 

@@ -9,6 +9,7 @@ from typing import Any
 import msgspec
 
 from composition.services import Services
+from domain.camel import CamelStruct
 from store.database import Dialect
 
 FORMAT = "workflow-service-export"
@@ -35,7 +36,7 @@ class TransferError(Exception):
     """The export file or the target store is not fit for an import; nothing was imported."""
 
 
-class Header(msgspec.Struct, tag="header", tag_field="kind", rename="camel"):
+class Header(CamelStruct, tag="header", tag_field="kind"):
     format: str
     version: int
     dialect: str
@@ -45,7 +46,7 @@ class Header(msgspec.Struct, tag="header", tag_field="kind", rename="camel"):
     counts: dict[str, int]
 
 
-class EventLine(msgspec.Struct, tag="event", tag_field="kind", rename="camel"):
+class EventLine(CamelStruct, tag="event", tag_field="kind"):
     position: int
     originator_id: str
     originator_version: int
