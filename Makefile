@@ -30,5 +30,13 @@ lint: $(INSTALLED)
 	$(VENV)/bin/ruff format --check src tests scripts
 	$(VENV)/bin/mypy
 
+# The benchmark suite (BENCHMARKS.md) on both stores: BENCH_SIZE=smoke|medium|full, BENCH_ARGS for more
+# (e.g. --write BENCHMARKS.md). SQLite alone when no PostgreSQL answers, as for `make test`.
+BENCH_SIZE ?= smoke
 bench: $(INSTALLED)
-	$(VENV)/bin/python scripts/bench_latency.py
+	@stores=sqlite; postgres="$$WFS_TEST_POSTGRES_URL"; \
+	if [ -z "$$postgres" ] && command -v pg_isready >/dev/null \
+	    && pg_isready --quiet --host 127.0.0.1 --port 5432; then postgres="$(LOCAL_POSTGRES_URL)"; fi; \
+	if [ -n "$$postgres" ]; then stores=sqlite,postgres; fi; \
+	$(VENV)/bin/python -m scripts.bench --size $(BENCH_SIZE) --stores $$stores \
+	    $${postgres:+--postgres "$$postgres"} $(BENCH_ARGS)

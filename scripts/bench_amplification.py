@@ -12,23 +12,19 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import socket
-import subprocess
 import sys
 import tempfile
-import threading
 import time
 from collections import Counter
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 import httpx
 
 from api.json_limits import MAX_CONTAINERS, MAX_MEMBERS
+from bench.server import memory_mb, serve
 
 BODY_LIMIT = 2 * 1024 * 1024
 STEP = {"type": "designer", "cliId": "claude"}
@@ -110,85 +106,6 @@ SHAPES: dict[str, Callable[[], bytes]] = {
 }
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
-
-
-@contextmanager
-def server(directory: Path) -> Iterator[tuple[str, str, int]]:
-    """A fresh server on a SQLite store in `directory`: its base URL, API key and process id."""
-    port = free_port()
-    process = subprocess.Popen(  # noqa: S603 - our own command
-        [sys.executable, "-m", "api.cli", "serve", "--port", str(port)],
-        env={**os.environ, "DATABASE_URL": f"sqlite:///{directory / 'store.db'}"},
-        cwd=directory,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.DEVNULL,
-        text=True,
-    )
-    assert process.stdout is not None
-    key = ""
-    for line in process.stdout:
-        if line.strip().startswith("wfs_"):
-            key = line.strip()
-        if line.startswith("Serving"):
-            break
-    # Keep reading what the server prints (access logs), or its writes block once the pipe is full.
-    threading.Thread(target=process.stdout.read, daemon=True).start()
-    base = f"http://127.0.0.1:{port}"
-    for _ in range(600):
-        try:
-            if httpx.get(f"{base}/ready").status_code == 200:
-                break
-        except httpx.TransportError:
-            time.sleep(0.05)
-    try:
-        yield base, key, process.pid
-    finally:
-        process.terminate()
-        try:
-            process.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            process.kill()
-
-
-def process_tree(pid: int) -> list[int]:
-    """The process and all its descendants, from /proc."""
-    children: dict[int, list[int]] = {}
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            stat = (entry / "stat").read_text()
-        except OSError:
-            continue
-        parent = int(stat.rsplit(")", 1)[1].split()[1])
-        children.setdefault(parent, []).append(int(entry.name))
-    tree, pending = [], [pid]
-    while pending:
-        current = pending.pop()
-        tree.append(current)
-        pending.extend(children.get(current, []))
-    return tree
-
-
-def memory_mb(pid: int, field: str) -> float:
-    """The sum of one /proc/PID/status memory field (VmRSS, VmHWM) over the process tree, in MB."""
-    total_kb = 0
-    for member in process_tree(pid):
-        try:
-            lines = Path(f"/proc/{member}/status").read_text().splitlines()
-        except OSError:
-            continue
-        for line in lines:
-            if line.startswith(f"{field}:"):
-                total_kb += int(line.split()[1])
-    return total_kb / 1024
-
-
 def send_all(base: str, key: str, body: bytes, concurrency: int, rounds: int, timeout: float) -> Counter[Any]:
     """Statuses of every answer; a request that times out or fails counts under its error's name."""
     headers = {"Authorization": f"Bearer {key}", "Content-Type": "application/json"}
@@ -208,7 +125,11 @@ def send_all(base: str, key: str, body: bytes, concurrency: int, rounds: int, ti
 
 
 def measure(name: str, body: bytes, concurrency: int, rounds: int, timeout: float) -> dict[str, Any]:
-    with tempfile.TemporaryDirectory() as directory, server(Path(directory)) as (base, key, pid):
+    with (
+        tempfile.TemporaryDirectory() as directory,
+        serve(f"sqlite:///{Path(directory) / 'store.db'}", Path(directory)) as server,
+    ):
+        base, key, pid = server.base, server.printed_key or "", server.process.pid
         httpx.post(  # one ordinary write first, so the idle figure includes a warmed-up write path
             f"{base}/api/v1/workflows/create",
             json={"name": "warm-up", "pipelineSteps": [STEP]},

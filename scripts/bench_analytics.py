@@ -51,7 +51,7 @@ def generate(backend: Services, project_id: str, name: str, runs: int, rng: rand
     spec = {**WORKFLOWS[0], "name": name}
     now = datetime.now(UTC)
     workflow_id, events = create_workflow(project_id, spec, now.replace(year=now.year - 1))
-    backend.settle(save_backdated(backend.workflows, events))
+    backend.make_visible(save_backdated(backend.workflows, events))
     moments: list[datetime] = []
     while len(moments) < runs:
         moments += spread_over_days(rng, 90, max(1.0, runs / 70), now)

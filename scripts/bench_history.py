@@ -20,41 +20,25 @@ import statistics
 import sys
 import tempfile
 import time
-import uuid
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-import psycopg
 from litestar.testing import TestClient
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 
 from api.app import create_app
+from bench.stores import fresh_store
 from composition.services import Services
 from composition.settings import Settings
 from domain.snapshots import SNAPSHOT_INTERVAL_VARIABLE
+from domain.workflow_content import WorkflowChanges, WorkflowContent
 
 STEPS = [{"type": "designer", "cliId": "claude", "model": "claude-opus-4-7"}]
 ACTOR = {"keyId": "bench", "keyName": "bench"}
 BUILD_CHUNK = 500
 """Events stored per save while building the long workflow."""
-
-
-@contextmanager
-def fresh_store(kind: str, postgres_admin: str, workdir: Path) -> Iterator[str]:
-    if kind == "sqlite":
-        yield f"sqlite:///{workdir / f'history-{uuid.uuid4().hex[:8]}.db'}"
-        return
-    name = f"wfs_bench_history_{uuid.uuid4().hex[:8]}"
-    with psycopg.connect(postgres_admin, autocommit=True) as conn:
-        conn.execute(f'CREATE DATABASE "{name}"')
-    try:
-        yield postgres_admin.rsplit("/", 1)[0] + "/" + name
-    finally:
-        with psycopg.connect(postgres_admin, autocommit=True) as conn:
-            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
 def timed_ms(action: Callable[[int], Any], index: int) -> float:
@@ -79,14 +63,15 @@ def interleaved_p50s(
 def build_workflow(backend: Services, project_id: str, versions: int) -> str:
     """A workflow with `versions` content versions, saved in chunks through the domain service."""
     service = backend.workflows
-    saved = service.create_workflow(ACTOR, project_id, {"name": "history", "pipelineSteps": STEPS})  # type: ignore[arg-type]
+    content = WorkflowContent.from_data({"name": "history", "pipelineSteps": STEPS})
+    saved = service.create_workflow(ACTOR, project_id, content)
     workflow = saved.workflow
     position = saved.position
     for start in range(2, versions + 1, BUILD_CHUNK):
         for version in range(start, min(start + BUILD_CHUNK, versions + 1)):
-            workflow.update(ACTOR, {"description": f"version {version}"})  # type: ignore[arg-type]
+            workflow.update(ACTOR, WorkflowChanges(description=f"version {version}"))
         position = service.save(workflow)[-1].notification.id
-    backend.settle(position)
+    backend.make_visible(position)
     return str(workflow.id)
 
 
@@ -153,7 +138,7 @@ def main() -> None:
     workdir = Path(tempfile.mkdtemp(prefix="bench-history-"))
     for kind in args.stores.split(","):
         for interval in (int(value) for value in args.intervals.split(",")):
-            with fresh_store(kind, args.postgres, workdir) as url:
+            with fresh_store(kind, workdir, args.postgres) as url:
                 figures = measure(kind, url, interval, args)
             print(
                 f"| {kind} | {interval or 'off'} | {figures['update_short']:.1f} ms"

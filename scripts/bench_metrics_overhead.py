@@ -79,6 +79,7 @@ def main() -> int:
     from api.metrics import RequestMetricsMiddleware
     from composition.services import Services
     from composition.settings import Settings
+    from domain.workflow_content import WorkflowContent
 
     backend = Services(
         Settings(database_url=f"sqlite:///{workdir / 'store.db'}", files_dir=workdir / "files")
@@ -87,7 +88,7 @@ def main() -> int:
     saved = backend.workflows.create_workflow(
         {"keyId": new.key_id, "keyName": "bench"},
         new.project_id,
-        {"name": "bench", "pipelineSteps": [{"type": "designer"}]},
+        WorkflowContent.from_data({"name": "bench", "pipelineSteps": [{"type": "designer"}]}),
     )
     backend.projector.catch_up()
     with_metrics = create_app(backend=backend)

@@ -17,22 +17,21 @@ from __future__ import annotations
 
 import argparse
 import os
-import subprocess
 import sys
 import tempfile
 import time
-import uuid
 from pathlib import Path
 
-import psycopg
-
+from bench.operations import run_cli
+from bench.server import MASTER_KEY
+from bench.stores import fresh_postgres
 from composition.services import Services
 from composition.settings import Settings
 from domain.workflow import Actor, Workflow
+from domain.workflow_content import WorkflowChanges, WorkflowContent
 
 EVENTS_PER_WORKFLOW = 5
 SAVE_BATCH = 500
-MASTER_KEY = "0f" * 32
 
 
 def fill(database_url: str, events: int) -> None:
@@ -46,13 +45,11 @@ def fill(database_url: str, events: int) -> None:
         for first in range(0, workflows, SAVE_BATCH):
             batch = []
             for number in range(first, min(first + SAVE_BATCH, workflows)):
-                workflow = Workflow.create(
-                    project.project_id,
-                    actor,
-                    {"name": f"Workflow {number}", "pipelineSteps": [{"type": "designer"}]},
-                )
+                data = {"name": f"Workflow {number}", "pipelineSteps": [{"type": "designer"}]}
+                workflow = Workflow.create(project.project_id, actor, WorkflowContent.from_data(data))
                 for version in range(2, EVENTS_PER_WORKFLOW + 1):
-                    workflow.update(actor, {"description": f"version {version} of workflow {number}"})
+                    change = WorkflowChanges(description=f"version {version} of workflow {number}")
+                    workflow.update(actor, change)
                 batch.append(workflow)
             backend.workflows.save(*batch)
         filled = time.monotonic()
@@ -68,17 +65,8 @@ def fill(database_url: str, events: int) -> None:
 
 def command(database_url: str, *args: str) -> str:
     """Run a `workflow-service` command; returns its last line on stderr (the summary)."""
-    done = subprocess.run(  # noqa: S603 - our own command
-        [sys.executable, "-m", "api.cli", *args],
-        env={**os.environ, "DATABASE_URL": database_url, "WFS_MASTER_KEY": MASTER_KEY},
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-        text=True,
-        check=False,
-    )
-    if done.returncode != 0:
-        raise SystemExit(f"workflow-service {' '.join(args)} failed:\n{done.stderr}")
-    return done.stderr.strip().splitlines()[-1]
+    _, printed = run_cli(database_url, Path.cwd(), *args)
+    return printed.strip().splitlines()[-1]
 
 
 def rebuild_and_verify(sqlite: str, postgres: str) -> None:
@@ -99,16 +87,12 @@ def main() -> int:
         help="only rebuild and verify (PostgreSQL filled by its own fill)",
     )
     args = parser.parse_args()
-    os.environ["WFS_MASTER_KEY"] = MASTER_KEY
+    os.environ.setdefault("WFS_MASTER_KEY", MASTER_KEY)
     workdir = args.workdir or Path(tempfile.mkdtemp(prefix="wfs-bench-ops-"))
     workdir.mkdir(parents=True, exist_ok=True)
-    database = f"wfs_bench_{uuid.uuid4().hex[:8]}"
-    with psycopg.connect(args.postgres_url, autocommit=True) as conn:
-        conn.execute(f'CREATE DATABASE "{database}"')
-    postgres = args.postgres_url.rsplit("/", 1)[0] + "/" + database
     sqlite, sqlite_again = f"sqlite:///{workdir / 'source.db'}", f"sqlite:///{workdir / 'moved.db'}"
     from_sqlite, from_postgres = workdir / "from-sqlite.jsonl", workdir / "from-postgres.jsonl"
-    try:
+    with fresh_postgres(args.postgres_url) as postgres:
         fill(sqlite, args.events)
         if args.skip_transfer:
             fill(postgres, args.events)
@@ -119,9 +103,6 @@ def main() -> int:
             print("SQLite import:     ", command(sqlite_again, "import", str(from_postgres)), flush=True)
             print(f"export file: {from_sqlite.stat().st_size / 1e6:.1f} MB", flush=True)
         rebuild_and_verify(sqlite, postgres)
-    finally:
-        with psycopg.connect(args.postgres_url, autocommit=True) as conn:
-            conn.execute(f'DROP DATABASE IF EXISTS "{database}" WITH (FORCE)')
     return 0
 
 

@@ -24,13 +24,16 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 from uuid import UUID
 
+import msgspec
 from eventsourcing.domain import DomainEventProtocol
 
 from composition.services import Services
 from composition.settings import Settings
 from domain.backdating import collect_at, save_backdated
 from domain.run import Run, RunNumber, run_number_claim_id
+from domain.run_values import RunReport, RunRequest
 from domain.workflow import Actor, Workflow
+from domain.workflow_content import WorkflowContent
 
 RUNNER: Actor = {"keyId": "demo-runner", "keyName": "demo runner"}
 AUTHOR: Actor = {"keyId": "demo-author", "keyName": "demo author"}
@@ -186,6 +189,11 @@ def links(rng: random.Random) -> dict[str, list[dict[str, Any]]]:
     }
 
 
+def report(run: Run, **fields: Any) -> None:
+    """The runner's report, given as its request body spells it."""
+    run.report(RUNNER, msgspec.convert(fields, RunReport))
+
+
 def run_events(
     rng: random.Random,
     project_id: str,
@@ -195,37 +203,33 @@ def run_events(
     plan: RunPlan,
 ) -> Events:
     """The events of one run as the API would record them, each at its planned moment."""
-    run = Run.start(
-        project_id=project_id,
-        actor=RUNNER,
-        workflow_id=workflow_id,
-        workflow_version=1,
-        run_number=run_number,
-        prompt=rng.choice(PROMPTS),
-        github_repo_url="https://github.com/acme/storefront",
-    )
+    request = RunRequest(prompt=rng.choice(PROMPTS), github_repo_url="https://github.com/acme/storefront")
+    run = Run.start(RUNNER, project_id, (workflow_id, 1), run_number, request)
     events = collect_at(RunNumber.claim(project_id, run_number, run.id), plan.created)
     events += collect_at(run, plan.created)
     if plan.started is not None:
-        run.report(RUNNER, "running", branch_name=f"agent/run-{run_number}", links=links(rng))
+        report(run, status="running", branchName=f"agent/run-{run_number}", links=links(rng))
         events += collect_at(run, plan.started)
     if plan.finished is None:
         return events
     if plan.outcome == "cancelled":
         if plan.started is not None:
-            run.report(RUNNER, "running", cost_lines=cost_lines(rng, steps, rng.uniform(0.1, 0.6)))
+            report(run, status="running", costBreakdown=cost_lines(rng, steps, rng.uniform(0.1, 0.6)))
             events += collect_at(run, plan.finished - timedelta(seconds=1))
         run.cancel(AUTHOR)
     elif plan.outcome == "succeeded":
-        run.report(
-            RUNNER,
-            "succeeded",
-            pr_url=f"https://github.com/acme/storefront/pull/{1000 + run_number}",
-            cost_lines=cost_lines(rng, steps, 1.0),
+        report(
+            run,
+            status="succeeded",
+            prUrl=f"https://github.com/acme/storefront/pull/{1000 + run_number}",
+            costBreakdown=cost_lines(rng, steps, 1.0),
         )
     else:
-        run.report(
-            RUNNER, "failed", error=rng.choice(ERRORS), cost_lines=cost_lines(rng, steps, rng.uniform(0.3, 1))
+        report(
+            run,
+            status="failed",
+            error=rng.choice(ERRORS),
+            costBreakdown=cost_lines(rng, steps, rng.uniform(0.3, 1)),
         )
     events += collect_at(run, plan.finished)
     return events
@@ -240,7 +244,7 @@ def create_workflow(project_id: str, spec: dict[str, Any], at: datetime) -> tupl
         ],
         "defaultConfig": {"cliId": PRICES[spec["steps"][0][1]][0], "timeoutMs": 3_600_000},
     }
-    workflow = Workflow.create(project_id, AUTHOR, content)
+    workflow = Workflow.create(project_id, AUTHOR, WorkflowContent.from_data(content))
     return str(workflow.id), collect_at(workflow, at)
 
 
@@ -308,7 +312,7 @@ def main(argv: list[str] | None = None) -> int:
         counts: dict[str, int] = {}
         for spec in WORKFLOWS:
             workflow_id, events = create_workflow(project_id, spec, now - timedelta(days=args.days + 5))
-            backend.settle(save_backdated(backend.workflows, events))
+            backend.make_visible(save_backdated(backend.workflows, events))
             batch: Events = []
             runs = 0
             in_flight = sorted(

@@ -19,12 +19,12 @@ from store.accounts import Principal
 
 T = TypeVar("T")
 
-Settle = Callable[[int | None], None]
+MakeVisible = Callable[[int | None], None]
 """Returns once every read model reflects the write that ended at this position (read-your-writes)."""
 
 PrincipalDep = NamedDependency[Principal]
 CursorsDep = NamedDependency[Cursors]
-SettleDep = NamedDependency[Settle]
+MakeVisibleDep = NamedDependency[MakeVisible]
 
 
 def services_of(state: State) -> Services:
@@ -48,4 +48,4 @@ def provide_cursors(state: State) -> Cursors:
 
 PRINCIPAL = Provide(provide_principal, sync_to_thread=False)
 CURSORS = Provide(provide_cursors, sync_to_thread=False)
-SETTLE = from_services(lambda services: services.settle)
+MAKE_VISIBLE = from_services(lambda services: services.make_visible)

@@ -6,7 +6,15 @@ from litestar import Controller
 from litestar.di import NamedDependency
 from litestar.params import JSONBody
 
-from api.dependencies import CURSORS, PRINCIPAL, SETTLE, CursorsDep, PrincipalDep, SettleDep, from_services
+from api.dependencies import (
+    CURSORS,
+    MAKE_VISIBLE,
+    PRINCIPAL,
+    CursorsDep,
+    MakeVisibleDep,
+    PrincipalDep,
+    from_services,
+)
 from api.params import Cursor, Limit, RunId, WorkflowId
 from api.routes import read, write
 from api.run_schemas import ReportRun, RunCommand, RunPage, StartRun
@@ -17,9 +25,11 @@ from projections.workflow_summary_queries import WorkflowSummaries
 from store.files import Files
 
 
-def answer(settle: SettleDep, runs_view: Runs, project_id: str, saved: SavedRun) -> RunDocument:
+def visible_answer(
+    make_visible: MakeVisibleDep, runs_view: Runs, project_id: str, saved: SavedRun
+) -> RunDocument:
     """The run as this write left it, once every read model reflects the write."""
-    settle(saved.position)
+    make_visible(saved.position)
     run_id = str(saved.run.id)
     document = runs_view.get(project_id, run_id)
     if document is None:
@@ -37,7 +47,7 @@ class RunController(Controller):
         "runs": from_services(lambda services: services.runs),
         "runs_view": from_services(lambda services: services.runs_view),
         "files": from_services(lambda services: services.files),
-        "settle": SETTLE,
+        "make_visible": MAKE_VISIBLE,
     }
 
     @write("/start", "Start a run of a workflow", status_code=201)
@@ -46,38 +56,38 @@ class RunController(Controller):
         runs: NamedDependency[RunService],
         runs_view: NamedDependency[Runs],
         files: NamedDependency[Files],
-        settle: SettleDep,
+        make_visible: MakeVisibleDep,
         principal: PrincipalDep,
         data: JSONBody[StartRun],
     ) -> RunDocument:
         if data.reference_image_ids:
             files.check_reference_images(principal.project_id, data.reference_image_ids)
         saved = runs.start_run(principal.actor, principal.project_id, data.workflow_id, data)
-        return answer(settle, runs_view, principal.project_id, saved)
+        return visible_answer(make_visible, runs_view, principal.project_id, saved)
 
     @write("/report", "Report a run's progress")
     def report_run(
         self,
         runs: NamedDependency[RunService],
         runs_view: NamedDependency[Runs],
-        settle: SettleDep,
+        make_visible: MakeVisibleDep,
         principal: PrincipalDep,
         data: JSONBody[ReportRun],
     ) -> RunDocument:
         saved = runs.report_run(principal.actor, principal.project_id, data.run_id, data)
-        return answer(settle, runs_view, principal.project_id, saved)
+        return visible_answer(make_visible, runs_view, principal.project_id, saved)
 
     @write("/cancel", "Cancel a queued or running run")
     def cancel_run(
         self,
         runs: NamedDependency[RunService],
         runs_view: NamedDependency[Runs],
-        settle: SettleDep,
+        make_visible: MakeVisibleDep,
         principal: PrincipalDep,
         data: JSONBody[RunCommand],
     ) -> RunDocument:
         saved = runs.cancel_run(principal.actor, principal.project_id, data.run_id)
-        return answer(settle, runs_view, principal.project_id, saved)
+        return visible_answer(make_visible, runs_view, principal.project_id, saved)
 
     @read("/get", "Get a run")
     def get_run(self, runs_view: NamedDependency[Runs], principal: PrincipalDep, id: RunId) -> RunDocument:

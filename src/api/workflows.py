@@ -9,7 +9,15 @@ from litestar.di import NamedDependency
 from litestar.params import JSONBody, QueryParameter
 
 from api.audit import AsOf, document_as_of
-from api.dependencies import CURSORS, PRINCIPAL, SETTLE, CursorsDep, PrincipalDep, SettleDep, from_services
+from api.dependencies import (
+    CURSORS,
+    MAKE_VISIBLE,
+    PRINCIPAL,
+    CursorsDep,
+    MakeVisibleDep,
+    PrincipalDep,
+    from_services,
+)
 from api.etags import ETAG, IfMatch, etag, expected
 from api.params import Cursor, Limit, VersionNumber, WorkflowId
 from api.routes import read, write
@@ -42,9 +50,9 @@ from projections.workflow_versions import (
 WorkflowsDep = NamedDependency[WorkflowService]
 
 
-def answer(settle: SettleDep, saved: Saved) -> WorkflowDocument:
+def visible_answer(make_visible: MakeVisibleDep, saved: Saved) -> WorkflowDocument:
     """The workflow as this write left it, once every read model reflects the write."""
-    settle(saved.position)
+    make_visible(saved.position)
     workflow = saved.workflow
     return render_document(
         str(workflow.id),
@@ -68,7 +76,7 @@ class WorkflowController(Controller):
         "summaries": from_services(lambda services: services.summaries),
         "history": from_services(lambda services: services.history),
         "audit": from_services(lambda services: services.audit),
-        "settle": SETTLE,
+        "make_visible": MAKE_VISIBLE,
     }
 
     @read("/list", "List workflows (or the trash)")
@@ -138,18 +146,18 @@ class WorkflowController(Controller):
     def create_workflow(
         self,
         workflows: WorkflowsDep,
-        settle: SettleDep,
+        make_visible: MakeVisibleDep,
         principal: PrincipalDep,
         data: JSONBody[CreateWorkflow],
     ) -> WorkflowDocument:
         saved = workflows.create_workflow(principal.actor, principal.project_id, data)
-        return answer(settle, saved)
+        return visible_answer(make_visible, saved)
 
     @write("/update", "Update any workflow fields")
     def update_workflow(
         self,
         workflows: WorkflowsDep,
-        settle: SettleDep,
+        make_visible: MakeVisibleDep,
         principal: PrincipalDep,
         data: JSONBody[UpdateWorkflow],
         if_match: IfMatch = None,
@@ -161,13 +169,13 @@ class WorkflowController(Controller):
             data,
             expected(data.expected_version, if_match),
         )
-        return answer(settle, saved)
+        return visible_answer(make_visible, saved)
 
     @write("/rename", "Rename a workflow")
     def rename_workflow(
         self,
         workflows: WorkflowsDep,
-        settle: SettleDep,
+        make_visible: MakeVisibleDep,
         principal: PrincipalDep,
         data: JSONBody[RenameWorkflow],
         if_match: IfMatch = None,
@@ -179,13 +187,13 @@ class WorkflowController(Controller):
             data.name,
             expected(data.expected_version, if_match),
         )
-        return answer(settle, saved)
+        return visible_answer(make_visible, saved)
 
     @write("/versions/revert", "Revert to a version")
     def revert_workflow(
         self,
         workflows: WorkflowsDep,
-        settle: SettleDep,
+        make_visible: MakeVisibleDep,
         principal: PrincipalDep,
         data: JSONBody[RevertWorkflow],
         if_match: IfMatch = None,
@@ -200,13 +208,13 @@ class WorkflowController(Controller):
             named[1],
             expected(data.expected_version, if_match),
         )
-        return answer(settle, saved)
+        return visible_answer(make_visible, saved)
 
     @write("/duplicate", "Duplicate a workflow", status_code=201)
     def duplicate_workflow(
         self,
         workflows: WorkflowsDep,
-        settle: SettleDep,
+        make_visible: MakeVisibleDep,
         principal: PrincipalDep,
         data: JSONBody[DuplicateWorkflow],
         if_match: IfMatch = None,
@@ -218,13 +226,13 @@ class WorkflowController(Controller):
             data.name,
             expected(data.expected_version, if_match),
         )
-        return answer(settle, saved)
+        return visible_answer(make_visible, saved)
 
     @write("/delete", "Move a workflow to the trash")
     def delete_workflow(
         self,
         workflows: WorkflowsDep,
-        settle: SettleDep,
+        make_visible: MakeVisibleDep,
         principal: PrincipalDep,
         data: JSONBody[WorkflowCommand],
         if_match: IfMatch = None,
@@ -235,13 +243,13 @@ class WorkflowController(Controller):
             data.workflow_id,
             expected(data.expected_version, if_match),
         )
-        return answer(settle, saved)
+        return visible_answer(make_visible, saved)
 
     @write("/restore", "Restore from the trash")
     def restore_workflow(
         self,
         workflows: WorkflowsDep,
-        settle: SettleDep,
+        make_visible: MakeVisibleDep,
         principal: PrincipalDep,
         data: JSONBody[WorkflowCommand],
         if_match: IfMatch = None,
@@ -252,13 +260,13 @@ class WorkflowController(Controller):
             data.workflow_id,
             expected(data.expected_version, if_match),
         )
-        return answer(settle, saved)
+        return visible_answer(make_visible, saved)
 
     @write("/permanent-delete", "Erase a workflow")
     def permanently_delete_workflow(
         self,
         workflows: WorkflowsDep,
-        settle: SettleDep,
+        make_visible: MakeVisibleDep,
         principal: PrincipalDep,
         data: JSONBody[WorkflowCommand],
         if_match: IfMatch = None,
@@ -269,19 +277,19 @@ class WorkflowController(Controller):
             data.workflow_id,
             expected(data.expected_version, if_match),
         )
-        settle(saved.position)
+        make_visible(saved.position)
         return PermanentlyDeleted(workflow_id=data.workflow_id)
 
     @write("/bulk-delete", "Trash many workflows")
     def bulk_delete_workflows(
         self,
         workflows: WorkflowsDep,
-        settle: SettleDep,
+        make_visible: MakeVisibleDep,
         principal: PrincipalDep,
         data: JSONBody[BulkDeleteWorkflows],
     ) -> BulkDeleteResults:
         results, position = workflows.bulk_delete_workflows(
             principal.actor, principal.project_id, data.workflow_ids
         )
-        settle(position)
+        make_visible(position)
         return BulkDeleteResults([BulkDeleteResult(i, status) for i, status in results])

@@ -31,7 +31,7 @@ from store.workflow_store import StoredWorkflowService
 
 log = logging.getLogger(__name__)
 
-SETTLE_WAIT_SECONDS = 1.0
+VISIBLE_WAIT_SECONDS = 1.0
 """How long a write waits for the projection leader to apply it before its process catches up itself."""
 
 
@@ -90,7 +90,7 @@ class Services:
             self.workflows.data_keys.wrap_plain_keys()
             cursor_secret(self.database)  # made once, under the lock; every start then only reads it
 
-    def settle(self, position: int | None) -> None:
+    def make_visible(self, position: int | None) -> None:
         """Return once every read model reflects the write that ended at `position`.
 
         The write is stored by now, so a failure here is logged, never answered: a 5xx would make
@@ -103,12 +103,12 @@ class Services:
         leadership = self._follower if isinstance(self._follower, ProjectionLeadership) else None
         try:
             if leadership is not None and not leadership.leading:
-                if leadership.wait_until_applied(position, SETTLE_WAIT_SECONDS):
+                if leadership.wait_until_applied(position, VISIBLE_WAIT_SECONDS):
                     return
                 log.warning(
                     "the projection leader has not applied position %d after %.1f s; catching up here",
                     position,
-                    SETTLE_WAIT_SECONDS,
+                    VISIBLE_WAIT_SECONDS,
                 )
             self.projector.catch_up(position)
         except Exception:
@@ -116,7 +116,7 @@ class Services:
 
     def start_following(self) -> None:
         """Keep the read models following every writer: one leader among all processes on PostgreSQL,
-        a poll on SQLite (one process). Until started, `settle` catches up in the calling thread."""
+        a poll on SQLite (one process). Until started, `make_visible` catches up in the calling thread."""
         if self._follower is not None:
             return
         if self.database.dialect == "postgres":

@@ -202,7 +202,7 @@ def backdated_run(
     events += collect_at(run, created + timedelta(minutes=1))
     run.report(ACTOR, msgspec.convert({"status": outcome, "costBreakdown": [GPT]}, RunReport))
     events += collect_at(run, created + timedelta(minutes=11))
-    backend.settle(save_backdated(backend.workflows, events))
+    backend.make_visible(save_backdated(backend.workflows, events))
 
 
 def test_a_week_straddling_a_month_and_a_year(api: Api, backend: Services) -> None:

@@ -54,7 +54,7 @@ def test_a_key_kept_by_another_process_shows_nothing_of_the_erased_workflow(
         assert other_process.workflows.data_keys.key(workflow_id) is not None  # cached there
 
         erased = backend.workflows.permanently_delete_workflow(ACTOR, api.project_id, workflow_id)
-        backend.settle(erased.position)
+        backend.make_visible(erased.position)
         assert backend.workflows.data_keys.key_for(workflow_id, create=False) is None
         assert other_process.workflows.data_keys.key(workflow_id) is not None  # still cached there
 

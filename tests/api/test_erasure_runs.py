@@ -144,6 +144,7 @@ def test_a_run_stored_after_the_erase_never_reaches_a_view(
     flow = ErasableWorkflow(api)
     late_prompt = unique("late")
     read_before_the_erase = backend.workflows.get_workflow(api.project_id, flow.id)
+    backend.stop_following()  # no catch-up of its own in flight either
     with monkeypatch.context() as patch:
         patch.setattr(backend.projector, "catch_up", lambda up_to=None: None)  # no view moves yet
         patch.setattr(backend.workflows, "get_workflow", lambda *_: read_before_the_erase)

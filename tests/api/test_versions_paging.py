@@ -20,7 +20,7 @@ def workflow_with_versions(api: Api, backend: Services, versions: int) -> str:
     workflow = backend.workflows.get_workflow(api.project_id, workflow_id)
     for version in range(2, versions + 1):
         workflow.update(ACTOR, WorkflowChanges(description=f"v{version}"))
-    backend.settle(backend.workflows.save(workflow)[-1].notification.id)
+    backend.make_visible(backend.workflows.save(workflow)[-1].notification.id)
     return workflow_id
 
 

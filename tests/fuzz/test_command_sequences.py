@@ -26,10 +26,12 @@ from hypothesis.stateful import (
 
 from composition.services import Services
 from store.database import Database
-from tests.conftest import Api
+from tests.support.client import Api
+from tests.support.data import STEPS
+from tests.support.views import rebuild_in_place
 
 SEQUENCES = int(os.environ.get("WFS_FUZZ_SEQUENCES", "10"))
-STEPS = int(os.environ.get("WFS_FUZZ_STEPS", "40"))
+COMMANDS = int(os.environ.get("WFS_FUZZ_STEPS", "40"))
 """Sequences per store and commands per sequence; raise them locally to dig deeper."""
 
 ODD_TEXT = st.one_of(
@@ -65,7 +67,6 @@ COST_LINES = st.lists(
 LINKS = st.fixed_dictionaries(
     {}, optional={"personas": st.lists(st.fixed_dictionaries({"id": ODD_TEXT, "name": ODD_TEXT}), max_size=2)}
 )
-STEP = {"type": "designer", "cliId": "claude"}
 
 
 def assert_no_5xx(response: Any, method: str, path: str, sent: Any) -> None:
@@ -97,11 +98,11 @@ class CommandSequences(RuleBasedStateMachine):
 
     @initialize(target=workflows)
     def first_workflow(self) -> MultipleResults[str]:
-        return self.created(self.post("/workflows/create", {"name": "First", "pipelineSteps": [STEP]}))
+        return self.created(self.post("/workflows/create", {"name": "First", "pipelineSteps": STEPS}))
 
     @rule(target=workflows, name=NAMES, description=st.none() | ODD_TEXT)
     def create(self, name: str, description: str | None) -> MultipleResults[str]:
-        body = {"name": name, "description": description, "pipelineSteps": [STEP]}
+        body = {"name": name, "description": description, "pipelineSteps": STEPS}
         return self.created(self.post("/workflows/create", body))
 
     @rule(
@@ -235,7 +236,7 @@ def replay_views(backend: Services) -> tuple[dict[str, list[tuple[Any, ...]]], l
     """
     skipped: list[Any] = []
     for runner in backend.projector.runners:
-        skipped += runner.rebuild()[1]
+        skipped += rebuild_in_place(runner)[1]
     return dump_views(backend), skipped
 
 
@@ -254,7 +255,7 @@ def test_random_command_sequences_never_5xx_and_views_equal_a_replay(
         Machine,
         settings=settings(
             max_examples=SEQUENCES,
-            stateful_step_count=STEPS,
+            stateful_step_count=COMMANDS,
             derandomize=True,
             database=None,
             deadline=None,

@@ -29,8 +29,8 @@ from schemathesis.specs.openapi.checks import (
     status_code_conformance,
 )
 
-from tests.conftest import Api
-from tests.fuzz.conftest import Targets
+from tests.support.client import Api
+from tests.support.targets import Targets
 
 MAX_EXAMPLES = int(os.environ.get("WFS_FUZZ_MAX_EXAMPLES", "10"))
 """Generated requests per operation and phase; raise it locally (WFS_FUZZ_MAX_EXAMPLES=200) to dig deeper."""

@@ -1,115 +1,47 @@
-"""A real `workflow-service serve` process per test, on the store under test."""
+"""A real `workflow-service serve` process per test, on the store under test, and the CLI in process."""
 
 from __future__ import annotations
 
-import os
-import socket
-import subprocess
-import sys
-import threading
-import time
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
-import httpx
 import pytest
 
-
-@dataclass
-class Server:
-    """A running server and the default project's key it printed on first start."""
-
-    base_url: str
-    key: str | None
-    process: subprocess.Popen[str]
-
-    def client(self) -> httpx.Client:
-        return httpx.Client(
-            base_url=self.base_url, headers={"Authorization": f"Bearer {self.key}"}, timeout=60
-        )
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
-
-
-def run_cli(database_url: str, *args: str, **env: str) -> subprocess.CompletedProcess[str]:
-    """`workflow-service ARGS` as a process of its own, on the store under test."""
-    return subprocess.run(  # noqa: S603 - our own command
-        [sys.executable, "-m", "api.cli", *args],
-        env={**os.environ, "DATABASE_URL": database_url, **env},
-        capture_output=True,
-        text=True,
-        check=False,
-        timeout=300,
-    )
-
-
-def start_server(
-    database_url: str, workers: int = 1, host: str = "127.0.0.1", cwd: Path | None = None
-) -> Server:
-    port = free_port()
-    process = subprocess.Popen(  # noqa: S603 - our own command
-        [
-            sys.executable,
-            "-m",
-            "api.cli",
-            "serve",
-            "--host",
-            host,
-            "--port",
-            str(port),
-            "--workers",
-            str(workers),
-        ],
-        env={**os.environ, "DATABASE_URL": database_url},
-        cwd=cwd,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.DEVNULL,
-        text=True,
-    )
-    assert process.stdout is not None
-    key = None
-    for line in process.stdout:
-        if line.strip().startswith("wfs_"):
-            key = line.strip()
-        if line.startswith("Serving"):
-            break
-    # Keep reading what the server prints (access logs), or its writes block once the pipe is full.
-    threading.Thread(target=process.stdout.read, daemon=True).start()
-    base_url = f"http://{host}:{port}"
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        try:
-            if httpx.get(f"{base_url}/ready", timeout=1).status_code == 200:
-                return Server(base_url, key, process)
-        except httpx.TransportError:
-            time.sleep(0.1)
-    process.kill()
-    raise RuntimeError("the server did not become ready")
-
-
-def stop_server(server: Server) -> None:
-    server.process.terminate()
-    try:
-        server.process.wait(timeout=15)
-    except subprocess.TimeoutExpired:
-        server.process.kill()
+from tests.support.cli import cli_in_process
+from tests.support.servers import Server, start_server, stop_server
 
 
 @pytest.fixture
-def postgres_from_template() -> bool:
-    """A server process starts from what a deployment starts from: an empty database."""
+def tables_from_template() -> bool:
+    """A server process starts from what a deployment starts from: an empty store."""
     return False
 
 
 @pytest.fixture
 def server(database_url: str) -> Iterator[Server]:
+    """A server as deployed: two worker processes on PostgreSQL, one on SQLite."""
     workers = 2 if database_url.startswith("postgresql") else 1
     running = start_server(database_url, workers=workers)
     yield running
     stop_server(running)
+
+
+@pytest.fixture
+def one_process_server(database_url: str) -> Iterator[Server]:
+    """A server of one process, for tests of what a client sees rather than of several processes."""
+    running = start_server(database_url)
+    yield running
+    stop_server(running)
+
+
+@pytest.fixture
+def cli(database_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Any:
+    """Runs `workflow-service ARGS` in this process against the store under test; answers (code, stdout)."""
+    monkeypatch.setenv("WFS_FILES_DIR", str(tmp_path / "files"))
+
+    def run(*args: str) -> tuple[int, str]:
+        done = cli_in_process(database_url, *args)
+        return done.returncode, done.stdout
+
+    return run

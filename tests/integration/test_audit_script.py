@@ -12,7 +12,7 @@ from typing import Any
 
 import httpx
 
-from tests.integration.conftest import Server
+from tests.support.servers import Server
 
 SCRIPT = Path(__file__).resolve().parents[2] / "scripts" / "audit_changes.py"
 
@@ -49,7 +49,10 @@ def moment(client: httpx.Client) -> str:
     return stamp
 
 
-def test_the_script_lists_each_changed_field_with_who_and_when(server: Server, tmp_path: Path) -> None:
+def test_the_script_lists_each_changed_field_with_who_and_when(
+    one_process_server: Server, tmp_path: Path
+) -> None:
+    server = one_process_server
     with server.client() as client:
         before = post(
             client, "/workflows/create", {"name": "Before", "pipelineSteps": [{"type": "designer"}]}
@@ -115,7 +118,8 @@ def test_the_script_lists_each_changed_field_with_who_and_when(server: Server, t
     assert list(csv.DictReader(out.open())) == mine
 
 
-def test_the_script_says_what_went_wrong(server: Server) -> None:
+def test_the_script_says_what_went_wrong(one_process_server: Server) -> None:
+    server = one_process_server
     done = run_script(server, "--since", "yesterday", "--until", "2030-01-01T00:00:00Z")
     assert done.returncode != 0
     assert "400" in done.stderr

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import httpx
 
-from tests.integration.conftest import run_cli, start_server, stop_server
+from tests.support.cli import cli_in_process
+from tests.support.servers import run_cli, start_server, stop_server
 
 
 def test_projects_create_quiet_prints_a_working_key(database_url: str) -> None:
@@ -31,18 +34,16 @@ def test_serve_prints_the_default_key_only_on_an_empty_store(database_url: str) 
     assert second.key is None
 
 
-def test_keys_create_list_and_revoke(database_url: str) -> None:
-    project_line = run_cli(database_url, "projects", "create", "team").stdout.splitlines()[0]
-    project_id = project_line.split()[1]
-    created = run_cli(database_url, "keys", "create", "--project", project_id, "--name", "ci")
-    assert created.returncode == 0, created.stderr
-    key_id = created.stdout.split()[2].rstrip(":")
-    listed = run_cli(database_url, "keys", "list").stdout
-    assert f"{key_id}\twrite\t{project_id}\tci" in listed
-    assert run_cli(database_url, "keys", "revoke", key_id).returncode == 0
-    assert run_cli(database_url, "keys", "list").stdout.splitlines()[-1].split("\t")[-1] != "-"  # revoked at
-    assert run_cli(database_url, "keys", "revoke", "nope").returncode == 1
-    assert run_cli(database_url, "keys", "create", "--project", "nope").returncode == 1
+def test_keys_create_list_and_revoke(cli: Any) -> None:
+    project_id = cli("projects", "create", "team")[1].splitlines()[0].split()[1]
+    code, created = cli("keys", "create", "--project", project_id, "--name", "ci")
+    assert code == 0, created
+    key_id = created.split()[2].rstrip(":")
+    assert f"{key_id}\twrite\t{project_id}\tci" in cli("keys", "list")[1]
+    assert cli("keys", "revoke", key_id)[0] == 0
+    assert cli("keys", "list")[1].splitlines()[-1].split("\t")[-1] != "-"  # revoked at
+    assert cli("keys", "revoke", "nope")[0] == 1
+    assert cli("keys", "create", "--project", "nope")[0] == 1
 
 
 def test_rebuild_rebuilds_every_read_model(database_url: str) -> None:
@@ -52,7 +53,7 @@ def test_rebuild_rebuilds_every_read_model(database_url: str) -> None:
         body = {"name": "kept", "pipelineSteps": [{"type": "designer"}]}
         created = httpx.post(f"{server.base_url}/api/v1/workflows/create", json=body, headers=headers)
         assert created.status_code == 201
-        result = run_cli(database_url, "rebuild")
+        result = cli_in_process(database_url, "rebuild")  # beside the serving process
         assert result.returncode == 0, result.stderr
         assert "workflow_summary: rebuilt up to position" in result.stdout
         listed = httpx.get(f"{server.base_url}/api/v1/workflows/list", headers=headers).json()

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from concurrent.futures import ThreadPoolExecutor
 
-from tests.integration.conftest import Server
+from tests.support.servers import Server
 
 STEPS = [{"type": "designer", "cliId": "claude"}]
 

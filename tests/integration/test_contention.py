@@ -19,7 +19,7 @@ from composition.services import Services
 from composition.settings import Settings
 from domain import service as service_module
 from domain.service import WRITERS
-from tests.integration.conftest import Server, start_server, stop_server
+from tests.support.servers import Server, start_server, stop_server
 
 STEPS = [{"type": "designer", "cliId": "claude"}]
 BURST = 60

@@ -21,10 +21,10 @@ from litestar.testing import TestClient
 from api.app import create_app
 from composition.services import Services
 from composition.settings import Settings
-from tests.api.test_erasure_runs import all_table_bytes, sqlite_file_bytes
-from tests.integration.conftest import start_server, stop_server
+from tests.support.data import STEPS
+from tests.support.servers import start_server, stop_server
+from tests.support.stores import all_table_bytes, sqlite_file_bytes
 
-STEPS = [{"type": "designer", "cliId": "claude"}]
 WRITERS = 8
 STARTS_PER_WRITER = 40
 ERASE_AFTER = 12

@@ -23,23 +23,15 @@ from litestar.testing import TestClient
 from api.app import create_app
 from composition.services import Services
 from composition.settings import LOOPBACK_HOSTS, Settings
-from tests.conftest import Api
-from tests.integration.conftest import run_cli
+from tests.support.cli import cli_in_process
+from tests.support.client import Api
+from tests.support.data import GPT, OPUS, PNG
 
 pytestmark = pytest.mark.postgres
 
 SECRET_NAME = "Zanzibar-7f3c erase me"
 SECRET_DESCRIPTION = "quokka-91d2 confidential plan"
 SECRET_PROMPT = "narwhal-5b8e launch codes"
-PNG = b"\x89PNG\r\n\x1a\n" + b"\x00\x00\x00\rIHDR\x00\x00\x00\x01\x00\x00\x00\x01\x08\x06\x00\x00\x00"
-OPUS = {
-    "model": "claude-opus-4-7",
-    "cliId": "claude",
-    "costUsd": 1.25,
-    "inputTokens": 1000,
-    "outputTokens": 200,
-}
-GPT = {"model": "gpt-5", "cliId": "codex", "costUsd": 0.1}
 
 BACKENDS: dict[int, Services] = {}
 
@@ -284,10 +276,10 @@ def test_a_moved_store_answers_every_read_the_same(
         facts = build(client, postgres_gap(source) if source == postgres_url else no_gap)
     export_file = tmp_path / "export.jsonl"
 
-    exported = run_cli(source, "export", "--out", str(export_file))
+    exported = cli_in_process(source, "export", "--out", str(export_file))
     assert exported.returncode == 0, exported.stderr
     assert "events/s" in exported.stderr.splitlines()[-1]
-    imported = run_cli(target, "import", str(export_file))
+    imported = cli_in_process(target, "import", str(export_file))
     assert imported.returncode == 0, imported.stderr
     assert "imported" in imported.stderr
     assert "events/s" in imported.stderr
@@ -333,7 +325,7 @@ def test_the_export_holds_nothing_of_an_erased_workflow(tmp_path: Path) -> None:
     url = f"sqlite:///{tmp_path / 'store.db'}"
     with opened(url, tmp_path / "files") as client:
         facts = build(client, no_gap)
-    exported = run_cli(url, "export")
+    exported = cli_in_process(url, "export")
     assert exported.returncode == 0, exported.stderr
     text = exported.stdout
     lines = [json.loads(line) for line in text.splitlines()]
@@ -362,14 +354,14 @@ def test_import_refuses_a_store_that_is_not_empty(
     with opened(source, tmp_path / "files") as client:
         backend_of(client).accounts.create_project("alpha")
     export_file = tmp_path / "export.jsonl"
-    assert run_cli(source, "export", "--out", str(export_file)).returncode == 0
+    assert cli_in_process(source, "export", "--out", str(export_file)).returncode == 0
     target = make_postgres_url()
-    assert run_cli(target, "import", str(export_file)).returncode == 0
-    again = run_cli(target, "import", str(export_file))
+    assert cli_in_process(target, "import", str(export_file)).returncode == 0
+    again = cli_in_process(target, "import", str(export_file))
     assert again.returncode == 1
     assert "not empty" in again.stderr
     assert "projects" in again.stderr
-    into_itself = run_cli(source, "import", str(export_file))
+    into_itself = cli_in_process(source, "import", str(export_file))
     assert into_itself.returncode == 1
     assert "not empty" in into_itself.stderr
 
@@ -381,26 +373,26 @@ def test_import_refuses_another_master_key_and_a_cut_file(
     with opened(source, tmp_path / "files") as client:
         build(client, no_gap)
     export_file = tmp_path / "export.jsonl"
-    assert run_cli(source, "export", "--out", str(export_file)).returncode == 0
+    assert cli_in_process(source, "export", "--out", str(export_file)).returncode == 0
     target = make_postgres_url()
 
-    wrong_key = run_cli(target, "import", str(export_file), WFS_MASTER_KEY="ab" * 32)
+    wrong_key = cli_in_process(target, "import", str(export_file), WFS_MASTER_KEY="ab" * 32)
     assert wrong_key.returncode == 1
     assert "master key" in wrong_key.stderr
 
     sqlite_target = tmp_path / "keyless.db"
-    keyless = run_cli(f"sqlite:///{sqlite_target}", "import", str(export_file), WFS_MASTER_KEY="")
+    keyless = cli_in_process(f"sqlite:///{sqlite_target}", "import", str(export_file), WFS_MASTER_KEY="")
     assert keyless.returncode == 1
     assert "copy the source's key file" in keyless.stderr
     assert not Path(f"{sqlite_target}.key").exists()  # no new random key was made in its place
 
     cut = tmp_path / "cut.jsonl"
     cut.write_text("".join(export_file.read_text().splitlines(keepends=True)[:-3]))
-    cut_short = run_cli(target, "import", str(cut))
+    cut_short = cli_in_process(target, "import", str(cut))
     assert cut_short.returncode == 1
     assert "cut short" in cut_short.stderr
     with opened(target, tmp_path / "files") as client:  # nothing of it was kept
         assert backend_of(client).workflows.recorder.max_notification_id() in (None, 0)
 
-    assert run_cli(target, "import", str(tmp_path / "missing.jsonl")).returncode == 1
-    assert run_cli(target, "import", str(export_file)).returncode == 0
+    assert cli_in_process(target, "import", str(tmp_path / "missing.jsonl")).returncode == 1
+    assert cli_in_process(target, "import", str(export_file)).returncode == 0

@@ -10,9 +10,10 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.integration.conftest import Server, start_server, stop_server
+from tests.support.data import STEPS
+from tests.support.servers import Server, start_server, stop_server
 
-BODY = {"name": "Release hardening", "pipelineSteps": [{"type": "designer", "cliId": "claude"}]}
+BODY = {"name": "Release hardening", "pipelineSteps": STEPS}
 REPEATS = 40
 
 

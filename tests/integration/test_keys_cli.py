@@ -21,23 +21,6 @@ HEADER = ["ID", "SCOPE", "PROJECT", "NAME", "CREATED", "LAST USED", "EXPIRES", "
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures"
 
 
-@pytest.fixture
-def cli(database_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: Any) -> Any:
-    """Runs `workflow-service ARGS` in this process against the store under test; answers (code, stdout)."""
-    monkeypatch.setenv("DATABASE_URL", database_url)
-    monkeypatch.setenv("WFS_FILES_DIR", str(tmp_path / "files"))
-
-    def run(*args: str) -> tuple[int, str]:
-        capsys.readouterr()
-        try:
-            code = main(list(args))
-        except SystemExit as exit_:
-            code = int(exit_.code or 0)
-        return code, capsys.readouterr().out
-
-    return run
-
-
 def rows(listing: str) -> list[dict[str, str]]:
     """`keys list` as dicts, checking that the first line is the header."""
     lines = [line.split("\t") for line in listing.splitlines()]

@@ -13,9 +13,8 @@ import pytest
 
 from composition.services import Services
 from projections import rebuild
-from projections.runner import TrackedView
-from tests.conftest import Api
-from tests.integration.conftest import Server, run_cli
+from tests.support.client import Api
+from tests.support.servers import Server, run_cli
 
 STEP = {"type": "designer", "cliId": "claude"}
 SEED_WORKFLOWS = 60
@@ -195,7 +194,7 @@ def test_writes_between_the_build_and_the_swap_are_in_the_swapped_view(
         return built
 
     monkeypatch.setattr(rebuild, "_build", build_then_write)
-    monkeypatch.setattr(TrackedView, "catch_up", lambda *_, **__: 0)  # the swap alone must do it
+    monkeypatch.setattr(rebuild, "_catch_up", lambda *_: None)  # the swap alone must do it
 
     report = rebuild.rebuild_live(
         backend.workflows, rebuild.rebuildable(backend.projector.runners), database_url

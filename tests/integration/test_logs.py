@@ -18,13 +18,12 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.api.test_files import PNG
-from tests.integration.conftest import free_port
+from tests.support.data import PNG, STEPS
+from tests.support.servers import free_port
 
 TIME = re.compile(r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{3}Z")
 EVERY_LINE = {"time", "level", "logger", "message", "requestId"}
 ACCESS_LINE = EVERY_LINE | {"method", "route", "status", "durationMs", "keyId", "project"}
-STEPS = [{"type": "designer", "cliId": "claude"}]
 
 
 @dataclass

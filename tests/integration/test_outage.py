@@ -24,7 +24,7 @@ from litestar.testing import TestClient
 from api.app import create_app
 from composition.services import Services
 from composition.settings import Settings
-from tests.integration.conftest import Server, start_server, stop_server
+from tests.support.servers import Server, start_server, stop_server
 
 STEPS = [{"type": "designer", "cliId": "claude"}]
 PROMPTLY = 5.0

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.integration.conftest import Server
+from tests.support.servers import Server
 
 README = Path(__file__).resolve().parents[2] / "README.md"
 WALK_THROUGH = re.compile(r"```sh\n(# walk-through\n.*?)```", re.DOTALL)
@@ -22,7 +22,8 @@ def walk_through() -> str:
 
 
 @pytest.mark.skipif(not (shutil.which("curl") and shutil.which("jq")), reason="needs curl and jq")
-def test_the_readme_walk_through_runs_as_written(server: Server) -> None:
+def test_the_readme_walk_through_runs_as_written(one_process_server: Server) -> None:
+    server = one_process_server
     assert server.key is not None
     result = subprocess.run(  # noqa: S603 - our own README, run by bash
         ["bash", "-euo", "pipefail", "-c", walk_through()],  # noqa: S607

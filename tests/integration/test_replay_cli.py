@@ -3,25 +3,17 @@
 from __future__ import annotations
 
 import json
-import os
 import subprocess
-import sys
 import time
 from typing import Any
 
 from composition.services import Services
-from tests.conftest import Api
+from tests.support.cli import cli_in_process
+from tests.support.client import Api
 
 
 def replay(database_url: str, *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(  # noqa: S603 - our own command
-        [sys.executable, "-m", "api.cli", "replay", *args],
-        env={**os.environ, "DATABASE_URL": database_url},
-        capture_output=True,
-        text=True,
-        check=False,
-        timeout=60,
-    )
+    return cli_in_process(database_url, "replay", *args)
 
 
 def replayed(database_url: str, *args: str) -> Any:

@@ -4,9 +4,8 @@ from __future__ import annotations
 
 from concurrent.futures import ThreadPoolExecutor
 
-from tests.integration.conftest import start_server, stop_server
-
-STEPS = [{"type": "designer", "cliId": "claude"}]
+from tests.support.data import STEPS
+from tests.support.servers import start_server, stop_server
 
 
 def test_concurrent_starts_across_processes_get_consecutive_numbers(database_url: str) -> None:

@@ -9,10 +9,11 @@ import pytest
 
 from api.cli import main
 from composition.services import Services
-from tests.api.test_audit_log import OPUS, start_run
-from tests.conftest import Api
-from tests.integration.conftest import run_cli
-from tests.projections.test_failure_isolation import a_run, make_nul_unstorable, report_a_nul
+from tests.support.client import Api, start_run
+from tests.support.data import OPUS
+from tests.support.domain import a_run
+from tests.support.failing_views import make_nul_unstorable, report_a_nul
+from tests.support.servers import run_cli
 
 
 def some_of_everything(api: Api) -> dict[str, str]:

@@ -95,7 +95,7 @@ def test_the_views_always_agree_with_the_runs_and_a_fresh_rebuild(
                     position = backend.runs.cancel_run(ALICE, project, run_id).position
         except (Conflict, NotFound):
             pass
-        backend.settle(position)
+        backend.make_visible(position)
     backend.analytics.clock = lambda: datetime.now(UTC)
     for workflow_id in workflows:
         if workflow_id in erased:

@@ -65,10 +65,10 @@ def a_run(backend: Services, project_id: str) -> tuple[str, str]:
     saved = backend.workflows.create_workflow(
         ACTOR, project_id, WorkflowContent.from_data({"name": "wf", "pipelineSteps": STEPS})
     )
-    backend.settle(saved.position)
+    backend.make_visible(saved.position)
     workflow_id = str(saved.workflow.id)
     started = backend.runs.start_run(ACTOR, project_id, workflow_id, RunRequest(prompt="Fix the flaky test"))
-    backend.settle(started.position)
+    backend.make_visible(started.position)
     return workflow_id, str(started.run.id)
 
 
@@ -80,7 +80,7 @@ def report_a_nul(backend: Services, project_id: str, run_id: str) -> int:
         "links": {"personas": [{"id": "p-nul", "name": NUL_NAME}]},
     }
     saved = backend.runs.report_run(ACTOR, project_id, run_id, msgspec.convert(report, RunReport))
-    backend.settle(saved.position)
+    backend.make_visible(saved.position)
     assert saved.position is not None
     return saved.position
 
@@ -112,7 +112,7 @@ def test_a_view_skips_only_the_event_it_cannot_apply(
     poisoned_at = report_a_nul(backend, project, run_id)
     report = {"status": "running", "links": {"issues": [{"id": "ISS-7", "name": "later"}]}}
     later = backend.runs.report_run(ACTOR, project, run_id, msgspec.convert(report, RunReport))
-    backend.settle(later.position)
+    backend.make_visible(later.position)
 
     assert set(backend.projector.positions().values()) == {head(backend)}
     assert failures(backend) == [("related", poisoned_at, get_topic(Run.Reported))]
@@ -138,7 +138,7 @@ def test_an_event_that_cannot_be_decoded_is_recorded_for_each_view_that_reads_it
         ACTOR, project, WorkflowContent.from_data({"name": "wf", "pipelineSteps": STEPS})
     )
     workflow_id = str(saved.workflow.id)
-    backend.settle(saved.position)
+    backend.make_visible(saved.position)
     renamed = backend.workflows.rename_workflow(ACTOR, project, workflow_id, "unreadable")
     mapper = backend.workflows.mapper
     real_decode = mapper.to_domain_event
@@ -149,11 +149,11 @@ def test_an_event_that_cannot_be_decoded_is_recorded_for_each_view_that_reads_it
         return real_decode(stored)
 
     monkeypatch.setattr(mapper, "to_domain_event", decode)
-    backend.settle(renamed.position)
+    backend.make_visible(renamed.position)
     later = backend.workflows.update_workflow(
         ACTOR, project, workflow_id, WorkflowChanges(description="after")
     )
-    backend.settle(later.position)
+    backend.make_visible(later.position)
 
     topic = get_topic(Workflow.Renamed)
     readers = sorted(runner.name for runner in backend.projector.runners if runner.wants(topic))
@@ -186,7 +186,7 @@ def test_a_database_error_is_not_blamed_on_the_event(
     assert backend.projector.positions() == before  # the whole batch waits for the database
     assert failures(backend) == []
 
-    backend.settle(saved.position)  # a write's settle logs it and returns: the write was stored
+    backend.make_visible(saved.position)  # a write's make_visible logs it and returns: the write was stored
     monkeypatch.undo()
     backend.projector.catch_up()
     assert failures(backend) == []
@@ -216,7 +216,7 @@ def test_a_restart_starts_and_keeps_the_record(
         more = restarted.workflows.create_workflow(
             ACTOR, project, WorkflowContent.from_data({"name": "next", "pipelineSteps": STEPS})
         )
-        restarted.settle(more.position)
+        restarted.make_visible(more.position)
         assert restarted.summaries.get(project, str(more.workflow.id)) is not None
     finally:
         restarted.close()
@@ -228,7 +228,7 @@ def test_a_rebuild_applies_a_skipped_event_again(backend: Services, monkeypatch:
         ACTOR, project, WorkflowContent.from_data({"name": "wf", "pipelineSteps": STEPS})
     )
     workflow_id = str(saved.workflow.id)
-    backend.settle(saved.position)
+    backend.make_visible(saved.position)
     fail_on(
         monkeypatch,
         WorkflowVersionsProjection,
@@ -236,7 +236,7 @@ def test_a_rebuild_applies_a_skipped_event_again(backend: Services, monkeypatch:
         lambda: KeyError("a bug in the view"),
     )
     renamed = backend.workflows.rename_workflow(ACTOR, project, workflow_id, "renamed")
-    backend.settle(renamed.position)
+    backend.make_visible(renamed.position)
     runner = view_named(backend, "workflow_version")
     assert failures(backend) == [("workflow_version", renamed.position, get_topic(Workflow.Renamed))]
 
@@ -261,7 +261,7 @@ def test_a_rebuild_that_fails_leaves_the_old_view(backend: Services, monkeypatch
         saved = backend.workflows.create_workflow(
             ACTOR, project, WorkflowContent.from_data({"name": f"wf {i}", "pipelineSteps": STEPS})
         )
-        backend.settle(saved.position)
+        backend.make_visible(saved.position)
     runner = view_named(backend, "workflow_summary")
     before = dump(backend, runner)
     position = view_position(runner)

@@ -59,7 +59,7 @@ def test_the_runs_view_always_equals_a_fresh_rebuild(backend: Services, steps: l
         ).workflow.id
     )
     first = runs.start_run(ALICE, project, workflow_id, RunRequest(prompt="go"))
-    backend.settle(first.position)
+    backend.make_visible(first.position)
     run_ids = [str(first.run.id)]
     erased = False
     for kind, status, lines, linked in steps:
@@ -83,7 +83,7 @@ def test_the_runs_view_always_equals_a_fresh_rebuild(backend: Services, steps: l
             assert not erased
         except NotFound:
             assert erased
-        backend.settle(position)
+        backend.make_visible(position)
     for run_id in run_ids:
         document = backend.runs_view.get(project, run_id)
         if erased:
