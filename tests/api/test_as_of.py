@@ -84,6 +84,7 @@ def test_any_offset_names_the_same_moment(api: Api) -> None:
         "",
     ],
 )
+@pytest.mark.sqlite_only
 def test_a_time_that_is_not_rfc_3339_is_400(api: Api, moment: str) -> None:
     workflow_id = api.create()["id"]
     response = as_of(api, workflow_id, moment)
@@ -91,6 +92,7 @@ def test_a_time_that_is_not_rfc_3339_is_400(api: Api, moment: str) -> None:
     assert response.json()["errors"][0]["field"] == "asOf"
 
 
+@pytest.mark.sqlite_only
 def test_version_and_as_of_together_are_400(api: Api) -> None:
     workflow_id = api.create()["id"]
     response = api.get("/workflows/get", id=workflow_id, version=1, asOf="2999-01-01T00:00:00Z")

@@ -93,6 +93,7 @@ def test_without_a_key_every_post_runs(api: Api) -> None:
     assert len(listed(api)) == 2
 
 
+@pytest.mark.sqlite_only
 @pytest.mark.parametrize("key", ["", "k" * 256])
 def test_a_key_outside_1_to_255_characters_is_400_naming_the_header(api: Api, key: str) -> None:
     response = api.post(CREATE, BODY, keyed(key))
@@ -193,6 +194,7 @@ def test_a_400_for_the_body_does_not_hide_a_later_valid_key_use(api: Api) -> Non
     assert api.post(CREATE, BODY, keyed("bad-body")).status_code == 409
 
 
+@pytest.mark.sqlite_only
 def test_a_body_over_the_limit_is_413_and_claims_nothing(api: Api, backend: Services) -> None:
     huge = {**BODY, "description": "x" * (3 * 1024 * 1024)}
     response = api.post(CREATE, huge, keyed("huge"))

@@ -95,6 +95,7 @@ def assert_nothing_stored(api: Api) -> None:
         ),
     ],
 )
+@pytest.mark.sqlite_only
 def test_invalid_creates_name_the_field(api: Api, body: dict[str, Any], field: str) -> None:
     response = api.post("/workflows/create", body)
     assert response.status_code == 400, response.text
@@ -127,6 +128,7 @@ def test_the_graph_limits_are_5000_nodes_and_20000_edges(api: Api) -> None:
     assert too_many.json()["errors"][0]["field"] == "workflowGraph.edges"
 
 
+@pytest.mark.sqlite_only
 def test_malformed_json_is_400(api: Api) -> None:
     response = api.client.post(
         "/api/v1/workflows/create",
@@ -138,12 +140,14 @@ def test_malformed_json_is_400(api: Api) -> None:
     assert_nothing_stored(api)
 
 
+@pytest.mark.sqlite_only
 def test_a_body_that_is_not_an_object_is_400(api: Api) -> None:
     response = api.post("/workflows/create", [1, 2])
     assert response.status_code == 400
     assert_nothing_stored(api)
 
 
+@pytest.mark.sqlite_only
 def test_a_body_that_is_not_json_is_415(api: Api) -> None:
     response = api.client.post(
         "/api/v1/workflows/create",
@@ -155,6 +159,7 @@ def test_a_body_that_is_not_json_is_415(api: Api) -> None:
     assert_nothing_stored(api)
 
 
+@pytest.mark.sqlite_only
 def test_a_body_over_2_mib_is_413(api: Api) -> None:
     body = json.dumps({"name": "n", "pipelineSteps": [STEP], "description": "d" * (2 * 1024 * 1024)})
     response = api.client.post(
@@ -167,6 +172,7 @@ def test_a_body_over_2_mib_is_413(api: Api) -> None:
     assert_nothing_stored(api)
 
 
+@pytest.mark.sqlite_only
 def test_unknown_routes_answer_problem_documents(api: Api) -> None:
     response = api.get("/workflows/nothing-here")
     assert response.status_code == 404
@@ -175,6 +181,7 @@ def test_unknown_routes_answer_problem_documents(api: Api) -> None:
     assert wrong_method.status_code == 405
 
 
+@pytest.mark.sqlite_only
 def test_an_empty_body_is_400_with_a_plain_message(api: Api) -> None:
     response = api.client.post(
         "/api/v1/workflows/create", content=b"", headers={**api.headers, "Content-Type": "application/json"}
@@ -195,6 +202,7 @@ def test_an_empty_body_is_400_with_a_plain_message(api: Api) -> None:
         ({"name": "n", "pipelineSteps": [STEP], "maxIterations": True}, "maxIterations"),
     ],
 )
+@pytest.mark.sqlite_only
 def test_values_of_the_wrong_json_type_are_not_coerced(api: Api, body: dict[str, Any], field: str) -> None:
     response = api.post("/workflows/create", body)
     assert response.status_code == 400, response.text

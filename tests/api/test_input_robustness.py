@@ -80,6 +80,7 @@ def link_report(kind: str, key: str) -> dict[str, Any]:
         ({"status": "running", "branchName": f"fix{NUL}"}, "branchName"),
     ],
 )
+@pytest.mark.sqlite_only
 def test_a_nul_in_a_run_report_is_400_and_stores_nothing(
     api: Api,
     backend: Services,
@@ -131,6 +132,7 @@ def test_a_nul_in_a_run_report_is_400_and_stores_nothing(
         ),
     ],
 )
+@pytest.mark.sqlite_only
 def test_a_nul_in_a_workflow_body_is_400_naming_the_field(
     api: Api, backend: Services, body: dict[str, Any], field: str
 ) -> None:
@@ -151,6 +153,7 @@ def test_a_nul_in_a_workflow_body_is_400_naming_the_field(
         ("/runs/start", {"prompt": "p", "referenceImageIds": [NUL]}, "referenceImageIds[0]"),
     ],
 )
+@pytest.mark.sqlite_only
 def test_a_nul_in_any_write_is_400(
     api: Api, backend: Services, workflow: dict[str, Any], path: str, body: dict[str, Any], field: str
 ) -> None:
@@ -160,6 +163,7 @@ def test_a_nul_in_any_write_is_400(
     assert_still_serving(api, workflow["id"])
 
 
+@pytest.mark.sqlite_only
 @pytest.mark.parametrize("path", ["/workflows/delete", "/runs/cancel", "/files/upload-url"])
 def test_a_nul_in_an_id_or_value_of_any_route_is_400(api: Api, path: str) -> None:
     body = {"/workflows/delete": {"workflowId": NUL}, "/runs/cancel": {"runId": NUL}}.get(
@@ -182,6 +186,7 @@ def test_a_nul_in_an_id_or_value_of_any_route_is_400(api: Api, path: str) -> Non
         ("/workflows/analytics", {"granularity": f"daily{NUL}"}, "granularity"),
     ],
 )
+@pytest.mark.sqlite_only
 def test_a_nul_in_a_query_parameter_is_400(
     api: Api, workflow: dict[str, Any], path: str, params: dict[str, str], field: str
 ) -> None:
@@ -274,6 +279,7 @@ def test_bulk_delete_with_a_run_id_deletes_the_rest_and_reports_not_found(
     assert api.get("/workflows/get", id=workflow["id"]).json()["deletedAt"] is not None
 
 
+@pytest.mark.sqlite_only
 @pytest.mark.parametrize("bad", [f"x{NUL}", "x" * 201, 7, None])
 def test_bulk_delete_with_a_malformed_id_changes_nothing(
     api: Api, backend: Services, workflow: dict[str, Any], bad: Any
@@ -307,6 +313,7 @@ def test_graph_data_may_nest_up_to_64_levels_in_all(api: Api) -> None:
     assert created.json()["workflowGraph"]["nodes"][0]["data"] == nested(MAX_DEPTH - 4)
 
 
+@pytest.mark.sqlite_only
 @pytest.mark.parametrize("depth", [MAX_DEPTH - 3, 1_000, 100_000])
 def test_json_nested_deeper_than_64_is_400(api: Api, backend: Services, depth: int) -> None:
     before = head(backend)
@@ -315,6 +322,7 @@ def test_json_nested_deeper_than_64_is_400(api: Api, backend: Services, depth: i
     assert head(backend) == before
 
 
+@pytest.mark.sqlite_only
 @pytest.mark.parametrize("path", ["/workflows/update", "/runs/report", "/workflows/bulk-delete"])
 def test_a_whole_body_nested_1000_deep_is_400_on_every_write(api: Api, path: str) -> None:
     body = "[" * 1_000 + "]" * 1_000
@@ -327,6 +335,7 @@ def test_brackets_and_quotes_inside_strings_do_not_count_as_nesting(api: Api) ->
     assert created["description"] == text
 
 
+@pytest.mark.sqlite_only
 def test_a_body_of_many_tiny_arrays_is_400(api: Api, backend: Services) -> None:
     before = head(backend)
     body = json.dumps(graph_body([[]] * MAX_CONTAINERS), separators=(",", ":"))
@@ -335,6 +344,7 @@ def test_a_body_of_many_tiny_arrays_is_400(api: Api, backend: Services) -> None:
     assert head(backend) == before
 
 
+@pytest.mark.sqlite_only
 def test_a_body_of_too_many_values_is_400(api: Api) -> None:
     body = json.dumps(graph_body([0] * MAX_MEMBERS), separators=(",", ":"))
     assert len(body) < 2 * 1024 * 1024
@@ -388,11 +398,13 @@ def test_the_byte_scan_finds_exactly_the_structure_outside_strings() -> None:
 @pytest.mark.parametrize(
     "suffix", ["\u00b2", "\u0661", "1\u00b2", "01", "0", "99999999999", "1.0", "-1", " 1", ""]
 )
+@pytest.mark.sqlite_only
 def test_a_version_id_that_cannot_exist_is_404(api: Api, workflow: dict[str, Any], suffix: str) -> None:
     body = {"workflowId": workflow["id"], "versionId": f"{workflow['id']}.v{suffix}"}
     assert_problem(api.post("/workflows/versions/revert", body), 404)
 
 
+@pytest.mark.sqlite_only
 @pytest.mark.parametrize("tag", ['"\u00b2"', '"\u0661"', f'"{2**63}"', '"0"', '"1.0"', '"-1"', '""'])
 def test_an_if_match_that_is_no_etag_is_400(api: Api, workflow: dict[str, Any], tag: str) -> None:
     response = api.client.post(
@@ -422,6 +434,7 @@ def test_an_if_match_that_is_no_etag_is_400(api: Api, workflow: dict[str, Any], 
         ("/workflows/analytics", {"days": str(2**63)}, "days"),
     ],
 )
+@pytest.mark.sqlite_only
 def test_odd_integers_in_a_query_are_400(
     api: Api, workflow: dict[str, Any], path: str, params: dict[str, str], field: str
 ) -> None:
@@ -442,12 +455,14 @@ def test_the_highest_version_is_404_not_an_error(api: Api, workflow: dict[str, A
         ("/workflows/update", {"defaultConfig": {"cpuCount": 4.0}}, "defaultConfig.cpuCount"),
     ],
 )
+@pytest.mark.sqlite_only
 def test_odd_integers_in_a_workflow_body_are_400(
     api: Api, workflow: dict[str, Any], path: str, body: dict[str, Any], field: str
 ) -> None:
     assert_problem(api.post(path, {"workflowId": workflow["id"], **body}), 400, field)
 
 
+@pytest.mark.sqlite_only
 @pytest.mark.parametrize("tokens", [2**53, 2**64, -1, 1.5])
 def test_token_counts_are_bounded(api: Api, run: dict[str, Any], tokens: Any) -> None:
     line = {"model": "m", "cliId": "c", "costUsd": 1, "inputTokens": tokens}
@@ -455,6 +470,7 @@ def test_token_counts_are_bounded(api: Api, run: dict[str, Any], tokens: Any) ->
     assert_problem(response, 400, "costBreakdown[0].inputTokens")
 
 
+@pytest.mark.sqlite_only
 def test_huge_numbers_in_graph_data_are_400_not_500(api: Api) -> None:
     for number in (b"1" * 5_000, b"1e999"):
         body = json.dumps(graph_body(None)).encode().replace(b"null", number)
@@ -467,6 +483,7 @@ def test_huge_numbers_in_graph_data_are_400_not_500(api: Api) -> None:
 @pytest.mark.parametrize(
     "path", ["/workflows/get", "/workflows/versions", "/workflows/analytics", "/runs/get"]
 )
+@pytest.mark.sqlite_only
 def test_an_absurdly_long_id_in_a_query_is_400(api: Api, path: str) -> None:
     assert_problem(api.get(path, id="x" * 201), 400, "id")
 
@@ -489,6 +506,7 @@ def test_an_absurdly_long_id_in_a_query_is_400(api: Api, path: str) -> None:
         ),
     ],
 )
+@pytest.mark.sqlite_only
 def test_ids_and_objects_of_the_wrong_shape_are_400(
     api: Api, path: str, body: dict[str, Any], field: str
 ) -> None:
@@ -511,6 +529,7 @@ def test_malformed_utf8_in_a_query_is_not_a_server_error(api: Api, query: str) -
 @pytest.mark.parametrize(
     "body", [b"null", b"[]", b'"text"', b"7", b"\xef\xbb\xbf{}", b"{} {}", b'{"name": "\\ud800"}', b"\xff"]
 )
+@pytest.mark.sqlite_only
 def test_bodies_that_are_no_object_are_400(api: Api, backend: Services, body: bytes) -> None:
     before = head(backend)
     assert_problem(raw_post(api, "/workflows/create", body), 400)

@@ -56,6 +56,7 @@ def upload(client: TestClient[Any], url: str, host: str | None = None) -> httpx.
 @pytest.mark.parametrize(
     "host", ["evil.example", "evil.example:8000", "localhost.evil.example", "localhost@evil.example", "[::2]"]
 )
+@pytest.mark.sqlite_only
 def test_a_host_the_server_does_not_answer_to_is_400(connect: Connect, host: str) -> None:
     client = connect()
 

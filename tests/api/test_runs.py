@@ -320,6 +320,7 @@ def test_report_refuses_invalid_input_with_400(
     assert head(backend) == position
 
 
+@pytest.mark.sqlite_only
 def test_bodies_need_their_ids(api: Api) -> None:
     assert problem_field(api.post("/runs/start", {"prompt": "go"})) == "workflowId"
     assert problem_field(api.post("/runs/report", {"status": "running"})) == "runId"

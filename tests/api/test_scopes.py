@@ -84,6 +84,7 @@ def test_a_read_key_gets_403_on_every_post_route_and_nothing_changes(
     assert snapshot(api, workflow["id"]) == before
 
 
+@pytest.mark.sqlite_only
 def test_a_read_key_is_refused_before_its_body_is_looked_at(
     api: Api, backend: Services, client: TestClient[Any]
 ) -> None:

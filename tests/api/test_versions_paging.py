@@ -74,6 +74,7 @@ def test_a_short_history_comes_whole_in_one_answer(api: Api) -> None:
     assert (body["currentVersion"], body["hasMore"], body["nextCursor"]) == (2, False, None)
 
 
+@pytest.mark.sqlite_only
 @pytest.mark.parametrize("limit", ["0", "1001", "-1", "ten", "1.5", ""])
 def test_a_limit_out_of_range_is_400(api: Api, limit: str) -> None:
     workflow_id = api.create()["id"]
@@ -82,6 +83,7 @@ def test_a_limit_out_of_range_is_400(api: Api, limit: str) -> None:
     assert response.headers["content-type"].startswith("application/problem+json")
 
 
+@pytest.mark.sqlite_only
 def test_a_bad_or_foreign_cursor_is_400(api: Api, backend: Services) -> None:
     workflow_id = workflow_with_versions(api, backend, 5)
     other_workflow = workflow_with_versions(api, backend, 5)

@@ -56,6 +56,7 @@ def test_inserts_while_paging_neither_repeat_nor_skip_items(api: Api) -> None:
     assert len(seen) == len(set(seen)) == 5
 
 
+@pytest.mark.sqlite_only
 @pytest.mark.parametrize("limit", [0, 101, "many"])
 def test_limit_must_be_1_to_100(api: Api, limit: object) -> None:
     response = api.get("/workflows/list", limit=limit)
@@ -63,6 +64,7 @@ def test_limit_must_be_1_to_100(api: Api, limit: object) -> None:
     assert response.json()["errors"][0]["field"] == "limit"
 
 
+@pytest.mark.sqlite_only
 def test_a_tampered_or_foreign_cursor_is_400(api: Api, other_api: Api) -> None:
     for i in range(3):
         api.create(f"wf {i}")
@@ -98,6 +100,7 @@ def test_get_answers_404_for_unknown_and_foreign_ids(api: Api, other_api: Api) -
         assert api.get("/workflows/get", id=workflow_id, version=1).status_code == 404
 
 
+@pytest.mark.sqlite_only
 def test_get_needs_an_id(api: Api) -> None:
     response = api.get("/workflows/get")
     assert response.status_code == 400

@@ -318,6 +318,7 @@ def test_bulk_delete_reports_each_workflow(api: Api, other_api: Api) -> None:
     assert other_api.get("/workflows/get", id=foreign["id"]).json()["deletedAt"] is None
 
 
+@pytest.mark.sqlite_only
 @pytest.mark.parametrize("ids", [[], [f"id{i}" for i in range(101)]])
 def test_bulk_delete_takes_1_to_100_ids(api: Api, ids: list[str]) -> None:
     response = api.post("/workflows/bulk-delete", {"workflowIds": ids})
