@@ -25,8 +25,8 @@ def div(a: float, b: float) -> float:
 
 
 def times(ratio: float) -> str:
-    """A ratio with two decimals, or three significant digits below 0.1 (0.004x, not 0.00x)."""
-    return f"{ratio:.2f}x" if math.isnan(ratio) or ratio >= 0.1 else f"{ratio:.2g}x"
+    """A ratio to three significant digits: 0.0041x rather than 0.00x, 0.497x rather than 0.50x."""
+    return f"{ratio:.3g}x"
 
 
 def verdict(ok: bool) -> str:
