@@ -11,7 +11,8 @@ import pytest
 from composition.services import Services
 from domain.run import run_number_claim_id
 from tests.support.client import Api, send, upload_url
-from tests.support.data import PNG
+from tests.support.client import start_run as start
+from tests.support.data import GPT, OPUS, PNG
 
 RUN_FIELDS = {
     "id",
@@ -34,21 +35,6 @@ RUN_FIELDS = {
     "costBreakdown",
     "error",
 }
-OPUS = {
-    "model": "claude-opus-4-7",
-    "cliId": "claude",
-    "costUsd": 1.25,
-    "inputTokens": 1000,
-    "outputTokens": 200,
-}
-GPT = {"model": "gpt-5", "cliId": "codex", "costUsd": 0.1}
-
-
-def start(api: Api, workflow_id: str, **fields: Any) -> dict[str, Any]:
-    response = api.post("/runs/start", {"workflowId": workflow_id, "prompt": "Fix the flaky test", **fields})
-    assert response.status_code == 201, response.text
-    run: dict[str, Any] = response.json()
-    return run
 
 
 def report(api: Api, run_id: str, status: str, **fields: Any) -> Any:

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import inspect
 import sqlite3
-from collections.abc import Callable
 from typing import Any
 
 import msgspec
@@ -16,77 +15,16 @@ from eventsourcing.utils import get_topic
 from composition.services import Services
 from composition.settings import Settings
 from domain.run import Run
-from domain.run_values import RunReport, RunRequest
-from domain.workflow import Actor, Workflow
+from domain.run_values import RunReport
+from domain.workflow import Workflow
 from domain.workflow_content import WorkflowChanges, WorkflowContent
 from projections.failures import is_transient
-from projections.read_model import ReadModel
-from projections.related import RelatedProjection
 from projections.runner import TrackedView
 from projections.workflow_versions import WorkflowVersionsProjection
+from tests.support.data import ACTOR, STEPS
+from tests.support.domain import a_run, head
+from tests.support.failing_views import NUL_NAME, fail_on, make_nul_unstorable, report_a_nul
 from tests.support.views import rebuild_in_place, view_named, view_position, view_rows
-
-ACTOR: Actor = {"keyId": "k1", "keyName": "ops"}
-STEPS = [{"type": "designer", "cliId": "claude", "model": None, "instructions": None, "id": None}]
-NUL_NAME = "Ada\x00Lovelace"
-
-
-def fail_on(
-    monkeypatch: pytest.MonkeyPatch,
-    projection: type[ReadModel],
-    marked: Callable[[Any], bool],
-    error: Callable[[], BaseException],
-) -> None:
-    """Make one projection raise `error()` after applying the events `marked` picks, half done as
-    real failures often are, so only a rollback of its part leaves no trace of them."""
-    real_apply = inspect.getattr_static(projection, "apply")  # a singledispatchmethod, unbound
-
-    def apply(self: Any, event: Any, tx: Any) -> None:
-        real_apply.__get__(self, type(self))(event, tx)
-        if marked(event):
-            raise error()
-
-    monkeypatch.setattr(projection, "apply", apply)
-
-
-def names_a_nul(event: Any) -> bool:
-    links = getattr(event, "links", None) or {}
-    return any("\x00" in str(link.get("name")) for kind in links.values() for link in kind)
-
-
-def make_nul_unstorable(backend: Services, monkeypatch: pytest.MonkeyPatch) -> None:
-    """PostgreSQL's TEXT refuses U+0000 by itself; SQLite stores it, so there the related view is made
-    to refuse it the same way."""
-    if backend.database.dialect == "sqlite":
-        fail_on(monkeypatch, RelatedProjection, names_a_nul, lambda: ValueError("text cannot hold NUL"))
-
-
-def a_run(backend: Services, project_id: str) -> tuple[str, str]:
-    saved = backend.workflows.create_workflow(
-        ACTOR, project_id, WorkflowContent.from_data({"name": "wf", "pipelineSteps": STEPS})
-    )
-    backend.make_visible(saved.position)
-    workflow_id = str(saved.workflow.id)
-    started = backend.runs.start_run(ACTOR, project_id, workflow_id, RunRequest(prompt="Fix the flaky test"))
-    backend.make_visible(started.position)
-    return workflow_id, str(started.run.id)
-
-
-def report_a_nul(backend: Services, project_id: str, run_id: str) -> int:
-    """Around the edge, which refuses NUL with 400: straight to the domain, as a script could."""
-    report = {
-        "status": "running",
-        "branchName": "poisoned",
-        "links": {"personas": [{"id": "p-nul", "name": NUL_NAME}]},
-    }
-    saved = backend.runs.report_run(ACTOR, project_id, run_id, msgspec.convert(report, RunReport))
-    backend.make_visible(saved.position)
-    assert saved.position is not None
-    return saved.position
-
-
-def head(backend: Services) -> int:
-    return backend.workflows.recorder.max_notification_id() or 0
 
 
 def dump(backend: Services, runner: TrackedView) -> dict[str, list[tuple[Any, ...]]]:
