@@ -18,8 +18,8 @@ from store.notifications import APPLIED_CHANNEL, PROJECTION_LEADER_LOCK, Listeni
 log = logging.getLogger("projections.leadership")
 
 TICK_SECONDS = 0.05
-"""The longest the thread waits for a notification before it looks at the clock (and at `stop`):
-short, so a process stops (and hands over the lead) at once; an idle wake-up costs microseconds."""
+"""The longest the thread waits for a notification before it looks at the clock (and at `stop`, when
+the wake-up `stop` sends could not be delivered); an idle wake-up costs microseconds."""
 LOCK_RETRY_SECONDS = 1.0
 """How often a process that does not lead tries the lock: the fail-over time, once the session ends."""
 SAFETY_POLL_SECONDS = 5.0
@@ -84,10 +84,22 @@ class ProjectionLeadership:
     def stop(self) -> None:
         """Release the lock (by closing the session): another process takes over within a second."""
         self._stopped.set()
+        self._wake()
         if self._thread.is_alive():
             self._thread.join(timeout=10)
         if not self._thread.is_alive():
             self._drop_session()
+
+    def _wake(self) -> None:
+        """End the thread's wait for a notification, so a stop (and the hand-over) takes milliseconds."""
+        session = self._session
+        if session is None or not self._thread.is_alive():
+            return
+        try:
+            with self.projector.database.transaction() as tx:
+                tx.execute("SELECT pg_notify(?, '')", (session.wake_channel,))
+        except Exception:  # the thread still sees `stop` within a tick
+            log.debug("waking the projection leadership thread failed", exc_info=True)
 
     def wait_until_applied(self, position: int, timeout: float) -> bool:
         return self.applied.wait_for(position, timeout)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import socket
+import uuid
 from typing import Any
 
 import psycopg
@@ -30,10 +31,15 @@ class SessionLost(Exception):
 
 
 class ListeningSession:
-    """One autocommit connection of its own, used by one thread only."""
+    """One autocommit connection of its own, used by one thread only.
+
+    It also listens on a channel of its own, `wake_channel`: a NOTIFY there (from any connection)
+    ends a wait in `receive` at once, so the thread that owns the session can be stopped promptly.
+    """
 
     def __init__(self, connection: psycopg.Connection[Any]) -> None:
         self._connection = connection
+        self.wake_channel = f"wfs_wake_{uuid.uuid4().hex}"
 
     @classmethod
     def connect(cls, url: str, channels: list[str], role: str) -> ListeningSession:
@@ -51,7 +57,7 @@ class ListeningSession:
             raise SessionLost(str(error)) from error
         session = cls(connection)
         try:
-            for channel in channels:
+            for channel in [*channels, session.wake_channel]:
                 session._execute(sql.SQL("LISTEN {}").format(sql.Identifier(channel)))
         except SessionLost:
             connection.close()
@@ -67,14 +73,14 @@ class ListeningSession:
         self._execute(sql.SQL("SELECT pg_notify(%s, %s)"), (channel, payload))
 
     def receive(self, timeout: float) -> list[Notify]:
-        """Whatever has arrived, waiting up to `timeout` for the first notification."""
+        """Whatever has arrived, waiting up to `timeout` for the first notification (or a wake-up)."""
         try:
             received = list(self._connection.notifies(timeout=timeout, stop_after=1))
             if received:
                 received += self._connection.notifies(timeout=0)
         except psycopg.Error as error:
             raise SessionLost(str(error)) from error
-        return received
+        return [notification for notification in received if notification.channel != self.wake_channel]
 
     def close(self) -> None:
         self._connection.close()

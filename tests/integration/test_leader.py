@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 import re
 import signal
+import threading
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -22,7 +23,7 @@ from litestar.testing import TestClient
 from api.app import create_app
 from composition.services import Services
 from composition.settings import LOOPBACK_HOSTS, Settings
-from store.notifications import PROJECTION_LEADER_LOCK
+from store.notifications import APPLIED_CHANNEL, PROJECTION_LEADER_LOCK, ListeningSession
 from tests.support.servers import Server, run_cli, start_server, stop_server
 
 STEPS = [{"type": "designer", "cliId": "claude"}]
@@ -202,6 +203,27 @@ def test_a_stopped_leader_hands_over_and_the_new_one_serves_every_writer(
         assert_current(client)
         top = client.get("/api/v1/workflows/list", params={"limit": 1}).json()["items"][0]
         assert top["id"] == created.json()["id"]
+
+
+@pytest.mark.postgres
+def test_a_wake_up_ends_a_wait_for_notifications_at_once_and_is_not_passed_on(
+    make_postgres_url: Callable[[], str],
+) -> None:
+    """How `stop` interrupts the leadership thread: without it, a stop waits out the thread's tick."""
+    database_url = make_postgres_url()
+    session = ListeningSession.connect(database_url, [APPLIED_CHANNEL], "test")
+    try:
+
+        def wake() -> None:
+            with psycopg.connect(database_url, autocommit=True) as other:
+                other.execute("SELECT pg_notify(%s, '')", (session.wake_channel,))
+
+        threading.Timer(0.1, wake).start()
+        began = time.monotonic()
+        assert session.receive(timeout=FAIL_OVER_BOUND) == []
+        assert time.monotonic() - began < FAIL_OVER_BOUND / 2
+    finally:
+        session.close()
 
 
 def test_sqlite_serves_one_process_and_refuses_more(tmp_path: Path) -> None:
