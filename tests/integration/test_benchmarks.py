@@ -1,5 +1,8 @@
 """The benchmark suite's smallest size, end to end on each store: it runs and produces every figure.
 
+Shortened further than `--size smoke` (each point measured 0.1 s, a smaller store, a long workflow
+just past one page of versions): what is checked here is that the suite works, not what it measures.
+
 No timing is asserted (figures belong in BENCHMARKS.md); what is checked is that every figure the
 issue asks for is measured, each beside its baseline, without a failed request, and written into
 the Markdown results section the suite keeps in BENCHMARKS.md, leaving the rest of the file alone.
@@ -30,13 +33,15 @@ LOADS = [
 """Figures measured under load: a rate, latencies, and every answer a success."""
 TIMES = ["update_long", "update_short", "versions_long", "versions_short", "lag"]
 RATES = ["rebuild", "verify", "baseline.read", "memory", "seed"]
+SHORTER = ["--duration", "0.1", "--workflows", "120", "--long-versions", "110"]
+"""Smaller than smoke, still enough that the long workflow's versions take two pages."""
 HAND_WRITTEN = "# Benchmarks\n\nMethod: hand-written text the suite must keep.\n"
 
 
 def run_suite(store: str, tmp_path: Path) -> tuple[dict[str, Any], str]:
     results, markdown = tmp_path / "figures.json", tmp_path / "BENCHMARKS.md"
     markdown.write_text(HAND_WRITTEN)
-    command = [sys.executable, "-m", "scripts.bench", "--size", "smoke", "--stores", store]
+    command = [sys.executable, "-m", "scripts.bench", "--size", "smoke", "--stores", store, *SHORTER]
     command += ["--json", str(results), "--write", str(markdown), "--label", "ci-smoke"]
     if store == "postgres":
         command += ["--postgres", str(postgres_admin_url())]
