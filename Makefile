@@ -15,6 +15,8 @@ $(INSTALLED): pyproject.toml
 serve: $(INSTALLED)
 	$(VENV)/bin/workflow-service serve --host $(HOST) --port $(PORT)
 
+# Bytecode is cached (and compiled before the workers start) even where the environment turns that off:
+# each pytest worker and each server a test starts would otherwise compile every module again.
 # The PostgreSQL cases run when WFS_TEST_POSTGRES_URL is set or PostgreSQL answers at 127.0.0.1:5432.
 LOCAL_POSTGRES_URL := postgresql://$(shell id -un)@127.0.0.1:5432/postgres
 
@@ -23,6 +25,7 @@ test: $(INSTALLED)
 	    && pg_isready --quiet --host 127.0.0.1 --port 5432; then \
 	    export WFS_TEST_POSTGRES_URL="$(LOCAL_POSTGRES_URL)"; \
 	fi; \
+	export PYTHONDONTWRITEBYTECODE=; $(VENV)/bin/python -m compileall -q src scripts tests; \
 	$(VENV)/bin/pytest -n auto $(PYTEST_ARGS)
 
 lint: $(INSTALLED)

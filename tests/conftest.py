@@ -31,6 +31,10 @@ from tests.support.stores import (
 TEST_MASTER_KEY = "0f" * 32
 """The KEK every test backend and test server uses (PostgreSQL refuses to start without one)."""
 os.environ.setdefault("WFS_MASTER_KEY", TEST_MASTER_KEY)
+TEST_POOL_SIZE = 2
+"""PostgreSQL connections an in-process test backend keeps open (at most twice that under load): the
+default ten cost PostgreSQL ten backend processes per test, a fifth of the suite's CPU. Servers that
+tests start keep the default."""
 
 
 @pytest.fixture(scope="session")
@@ -100,6 +104,7 @@ def backend(database_url: str, tmp_path: Path, tables_from_template: bool) -> It
         database_url=database_url,
         files_dir=tmp_path / "files",
         allowed_hosts=(*LOOPBACK_HOSTS, "testserver.local"),  # the test client's Host
+        pool_size=TEST_POOL_SIZE,
     )
     backend = Services(settings, create_tables=not tables_from_template)
     yield backend
@@ -109,8 +114,9 @@ def backend(database_url: str, tmp_path: Path, tables_from_template: bool) -> It
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line(
         "markers",
-        "sqlite_only: a case answered before the store is reached (input validation, 4xx); it runs on"
-        " SQLite alone, since PostgreSQL would run the same code. Applies to a test or to one pytest.param.",
+        "sqlite_only: a case the store plays no part in (input validation and other 4xx answered before it"
+        " is reached, request ids, the OpenAPI document); it runs on SQLite alone, since PostgreSQL would"
+        " run the same code. Applies to a test or to one pytest.param.",
     )
 
 

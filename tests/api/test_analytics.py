@@ -396,6 +396,7 @@ def test_the_views_equal_a_fresh_rebuild(api: Api, backend: Services) -> None:
     assert (after["kpis"]["totalRuns"], after["kpis"]["failedRuns"]) == (7, 2)
 
 
+@pytest.mark.sqlite_only
 def test_analytics_answers_in_the_openapi_document(api: Api) -> None:
     schema = api.client.get("/schema/openapi.json").json()
     parameters = {p["name"]: p for p in schema["paths"]["/api/v1/workflows/analytics"]["get"]["parameters"]}

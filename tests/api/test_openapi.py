@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import pytest
 from litestar.testing import TestClient
 
 from tests.support.client import Api
@@ -15,6 +16,7 @@ WORKFLOW_WRITES = [
 WORKFLOW_READS = ["list", "get", "versions"]
 
 
+@pytest.mark.sqlite_only
 def test_every_workflow_route_has_schemas(client: TestClient[Any]) -> None:
     document = client.get("/schema/openapi.json").json()
     paths = document["paths"]
@@ -38,6 +40,7 @@ def test_every_workflow_route_has_schemas(client: TestClient[Any]) -> None:
     assert "/ready" in paths
 
 
+@pytest.mark.sqlite_only
 def test_operation_ids_are_the_handlers_names_and_unique(client: TestClient[Any]) -> None:
     document = client.get("/schema/openapi.json").json()
     ids = [
@@ -58,6 +61,7 @@ def test_operation_ids_are_the_handlers_names_and_unique(client: TestClient[Any]
     assert all(name.isidentifier() and name == name.lower() for name in ids), ids
 
 
+@pytest.mark.sqlite_only
 def test_an_interactive_docs_page_is_served(client: TestClient[Any]) -> None:
     page = client.get("/schema/docs")
     assert page.status_code == 200
@@ -69,6 +73,7 @@ def openapi(client: TestClient[Any]) -> Any:
     return client.get("/schema/openapi.json").json()
 
 
+@pytest.mark.sqlite_only
 def test_every_api_write_documents_its_json_body(client: TestClient[Any]) -> None:
     """Strict body decoding (a DTO) must leave each body documented as its own Struct."""
     document = openapi(client)
@@ -97,6 +102,7 @@ def test_get_workflow_declares_its_etag(client: TestClient[Any], api: Api) -> No
     assert "If-Match" in declared["ETag"]["description"]
 
 
+@pytest.mark.sqlite_only
 def test_the_upload_route_declares_a_binary_body(client: TestClient[Any]) -> None:
     operation = openapi(client)["paths"]["/uploads/{token}"]["post"]
     assert operation["operationId"] == "upload_file"
@@ -107,12 +113,14 @@ def test_the_upload_route_declares_a_binary_body(client: TestClient[Any]) -> Non
     assert body["content"]["application/octet-stream"]["schema"]["format"] == "binary"
 
 
+@pytest.mark.sqlite_only
 def test_urls_are_declared_as_uris(client: TestClient[Any]) -> None:
     upload = openapi(client)["components"]["schemas"]["UploadUrl"]["properties"]
     assert (upload["uploadUrl"]["type"], upload["uploadUrl"]["format"]) == ("string", "uri")
     assert upload["expiresAt"]["format"] == "date-time"
 
 
+@pytest.mark.sqlite_only
 def test_every_operation_is_summarised_and_every_tag_described(client: TestClient[Any]) -> None:
     document = openapi(client)
     operations = [
@@ -132,6 +140,7 @@ def test_every_operation_is_summarised_and_every_tag_described(client: TestClien
     assert document["components"]["securitySchemes"]["apiKey"]["description"]
 
 
+@pytest.mark.sqlite_only
 def test_problem_answers_carry_examples(client: TestClient[Any]) -> None:
     responses = openapi(client)["paths"]["/api/v1/workflows/rename"]["post"]["responses"]
     invalid = next(iter(responses["400"]["content"]["application/problem+json"]["examples"].values()))

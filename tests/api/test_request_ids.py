@@ -47,6 +47,7 @@ def stored_request_ids(backend: Services, aggregate_id: str) -> list[str | None]
     return [getattr(mapper.to_domain_event(event), "request_id", "missing") for event in stored]
 
 
+@pytest.mark.sqlite_only
 def test_an_answer_to_a_request_without_an_id_gets_a_new_one(client: TestClient[Any]) -> None:
     first, second = client.get("/health"), client.get("/health")
     assert GENERATED.fullmatch(rid(first))
@@ -54,6 +55,7 @@ def test_an_answer_to_a_request_without_an_id_gets_a_new_one(client: TestClient[
     assert rid(first) != rid(second)
 
 
+@pytest.mark.sqlite_only
 @pytest.mark.parametrize(
     "value",
     ["a", "req-42", "01J9Z3K7Q8", "!" * MAX_LENGTH, "~{}[]:/=+_.\"'<>?@#$%^&*()|\\`,;"],
@@ -62,6 +64,7 @@ def test_a_valid_client_id_is_echoed(client: TestClient[Any], value: str) -> Non
     assert rid(client.get("/health", headers=tagged(value))) == value
 
 
+@pytest.mark.sqlite_only
 @pytest.mark.parametrize(
     "value",
     [
@@ -81,6 +84,7 @@ def test_an_invalid_client_id_is_replaced_not_refused(client: TestClient[Any], v
     assert GENERATED.fullmatch(rid(response))
 
 
+@pytest.mark.sqlite_only
 def test_two_ids_in_one_request_are_replaced(client: TestClient[Any]) -> None:
     response = client.get("/health", headers=[(HEADER, "first"), (HEADER, "second")])
     assert GENERATED.fullmatch(rid(response))
@@ -316,6 +320,7 @@ def test_each_request_writes_one_access_line_with_its_id_route_and_key(api: Api,
     assert "secret" not in json.dumps(lines)
 
 
+@pytest.mark.sqlite_only
 def test_an_error_line_names_the_exception_with_its_traceback_and_request_id(
     api: Api, backend: Services, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -337,6 +342,7 @@ def test_an_error_line_names_the_exception_with_its_traceback_and_request_id(
     assert [(line["requestId"], line["status"]) for line in access] == [("err-500", 500)]
 
 
+@pytest.mark.sqlite_only
 def test_the_openapi_document_declares_the_header_on_every_route_and_answer(client: TestClient[Any]) -> None:
     document = client.get("/schema/openapi.json").json()
     for path, item in document["paths"].items():

@@ -231,6 +231,7 @@ def test_links_are_accepted_and_validated(api: Api) -> None:
     assert report(api, run["id"], "running", links={"issues": [{"name": "no id"}]}).status_code == 400
 
 
+@pytest.mark.sqlite_only
 @pytest.mark.parametrize(
     ("fields", "field"),
     [
@@ -277,6 +278,7 @@ def test_start_accepts_a_prompt_of_100000_characters(api: Api) -> None:
     assert start(api, api.create()["id"], prompt="x" * 100_000)["prompt"] == "x" * 100_000
 
 
+@pytest.mark.sqlite_only
 @pytest.mark.parametrize(
     ("fields", "field"),
     [
@@ -498,6 +500,7 @@ def test_unknown_or_foreign_reference_images_are_400_and_store_nothing(
     assert api.get("/workflows/runs", id=workflow["id"]).json()["items"] == []
 
 
+@pytest.mark.sqlite_only
 def test_the_openapi_document_types_runs(api: Api) -> None:
     schemas = api.client.get("/schema/openapi.json").json()["components"]["schemas"]
     assert schemas["RunStatus"]["enum"] == ["queued", "running", "succeeded", "failed", "cancelled"]

@@ -151,6 +151,7 @@ def test_update_can_clear_an_optional_field_with_null(api: Api) -> None:
     assert response.json()["description"] is None
 
 
+@pytest.mark.sqlite_only
 @pytest.mark.parametrize(
     ("body", "field"),
     [
