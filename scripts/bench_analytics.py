@@ -46,30 +46,32 @@ PROJECT = "bench-analytics"
 CASES = [(30, "daily"), (90, "weekly"), (366, "monthly")]
 
 
-def generate(backend: Services, project_id: str, name: str, runs: int, rng: random.Random, batch: int) -> str:
+def generate(
+    services: Services, project_id: str, name: str, runs: int, rng: random.Random, batch: int
+) -> str:
     """A workflow with exactly `runs` runs over the past 90 days; returns its id."""
     spec = {**WORKFLOWS[0], "name": name}
     now = datetime.now(UTC)
     workflow_id, events = create_workflow(project_id, spec, now.replace(year=now.year - 1))
-    backend.make_visible(save_backdated(backend.workflows, events))
+    services.make_visible(save_backdated(services.workflows, events))
     moments: list[datetime] = []
     while len(moments) < runs:
         moments += spread_over_days(rng, 90, max(1.0, runs / 70), now)
     moments = sorted(moments[:runs])
-    number = first_free_run_number(backend, project_id)
+    number = first_free_run_number(services, project_id)
     started = time.perf_counter()
     pending: Events = []
     for n, created in enumerate(moments):
         plan = plan_run(rng, created, now, spec["success"])
         pending += run_events(rng, project_id, workflow_id, spec["steps"], number + n, plan)
         if (n + 1) % batch == 0 or n + 1 == runs:
-            save_backdated(backend.workflows, pending)
+            save_backdated(services.workflows, pending)
             pending = []
         if (n + 1) % 10_000 == 0:
             print(f"  {name}: {n + 1} runs stored, {time.perf_counter() - started:.0f} s", flush=True)
     stored = time.perf_counter() - started
     started = time.perf_counter()
-    backend.projector.catch_up()
+    services.projector.catch_up()
     print(
         f"  {name}: {runs} runs stored in {stored:.1f} s, read models caught up in"
         f" {time.perf_counter() - started:.1f} s",
@@ -78,13 +80,13 @@ def generate(backend: Services, project_id: str, name: str, runs: int, rng: rand
     return workflow_id
 
 
-def find_existing(backend: Services) -> tuple[str, dict[str, str]] | None:
-    with backend.database.transaction(commit=False) as tx:
+def find_existing(services: Services) -> tuple[str, dict[str, str]] | None:
+    with services.database.transaction(commit=False) as tx:
         row = tx.execute("SELECT project_id FROM projects WHERE name = ?", (PROJECT,)).fetchone()
     if row is None:
         return None
     project_id = row["project_id"]
-    items, _ = backend.summaries.page(project_id, deleted=False, after=None, limit=100)
+    items, _ = services.summaries.page(project_id, deleted=False, after=None, limit=100)
     return project_id, {item.name: item.id for item in items}
 
 
@@ -131,26 +133,26 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     logging.getLogger("httpx").setLevel(logging.WARNING)
     settings = Settings.from_env()
-    backend = Services(settings)
+    services = Services(settings)
     try:
-        existing = find_existing(backend) if args.reuse else None
+        existing = find_existing(services) if args.reuse else None
         names = (f"bench-{args.small}", f"bench-{args.large}")
         if existing is not None and all(name in existing[1] for name in names):
             project_id, by_name = existing
             workflows = {name: by_name[name] for name in names}
             print(f"reusing project {project_id}")
         else:
-            project_id = backend.accounts.create_project(PROJECT).project_id
+            project_id = services.accounts.create_project(PROJECT).project_id
             rng = random.Random(args.seed)
             began = time.perf_counter()
             workflows = {
-                name: generate(backend, project_id, name, runs, rng, args.batch)
+                name: generate(services, project_id, name, runs, rng, args.batch)
                 for name, runs in zip(names, (args.small, args.large), strict=True)
             }
             print(f"generated in {time.perf_counter() - began:.1f} s", flush=True)
-        if backend.database.dialect == "postgres":
+        if services.database.dialect == "postgres":
             vacuum(settings.database_url)
-        key = backend.accounts.create_key(project_id, "bench").secret
+        key = services.accounts.create_key(project_id, "bench").secret
         print(
             f"store {settings.database_url.split('@')[-1]}; python {platform.python_version()};"
             f" {platform.machine()} {platform.system()}; TestClient in process; {args.requests} requests"
@@ -160,7 +162,7 @@ def main(argv: list[str] | None = None) -> int:
             f"{'workflow':>16} {'runs':>8} {'days':>5} {'granularity':>11}"
             f" {'p50 ms':>8} {'p95 ms':>8} {'mean ms':>8}"
         )
-        with TestClient(create_app(backend=backend)) as client:
+        with TestClient(create_app(services=services)) as client:
             for workflow_id in workflows.values():
                 time_requests(client, key, workflow_id, 30, "daily", 20)
             for days, granularity in CASES:
@@ -172,7 +174,7 @@ def main(argv: list[str] | None = None) -> int:
                         flush=True,
                     )
     finally:
-        backend.close()
+        services.close()
     return 0
 
 

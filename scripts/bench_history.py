@@ -60,9 +60,9 @@ def interleaved_p50s(
     return statistics.median(short_ms), statistics.median(long_ms)
 
 
-def build_workflow(backend: Services, project_id: str, versions: int) -> str:
+def build_workflow(services: Services, project_id: str, versions: int) -> str:
     """A workflow with `versions` content versions, saved in chunks through the domain service."""
-    service = backend.workflows
+    service = services.workflows
     content = WorkflowContent.from_data({"name": "history", "pipelineSteps": STEPS})
     saved = service.create_workflow(ACTOR, project_id, content)
     workflow = saved.workflow
@@ -71,21 +71,21 @@ def build_workflow(backend: Services, project_id: str, versions: int) -> str:
         for version in range(start, min(start + BUILD_CHUNK, versions + 1)):
             workflow.update(ACTOR, WorkflowChanges(description=f"version {version}"))
         position = service.save(workflow)[-1].notification.id
-    backend.make_visible(position)
+    services.make_visible(position)
     return str(workflow.id)
 
 
 def measure(kind: str, database_url: str, interval: int, args: argparse.Namespace) -> dict[str, float]:
     os.environ[SNAPSHOT_INTERVAL_VARIABLE] = str(interval)
     workdir = Path(tempfile.mkdtemp(prefix="bench-history-"))
-    backend = Services(Settings(database_url=database_url, files_dir=workdir / "files", rate_limit=0))
+    services = Services(Settings(database_url=database_url, files_dir=workdir / "files", rate_limit=0))
     try:
-        project = backend.accounts.create_project("bench")
+        project = services.accounts.create_project("bench")
         built = time.perf_counter()
-        short = [build_workflow(backend, project.project_id, args.short) for _ in range(args.samples)]
-        long = build_workflow(backend, project.project_id, args.long)
+        short = [build_workflow(services, project.project_id, args.short) for _ in range(args.samples)]
+        long = build_workflow(services, project.project_id, args.long)
         print(f"  {kind} interval={interval}: built in {time.perf_counter() - built:.1f} s", file=sys.stderr)
-        with TestClient(create_app(backend=backend)) as client:
+        with TestClient(create_app(services=services)) as client:
             headers = {"Authorization": f"Bearer {project.secret}"}
 
             def update(workflow_id: str, index: int) -> None:
@@ -112,7 +112,7 @@ def measure(kind: str, database_url: str, interval: int, args: argparse.Namespac
                 "versions_long": versions_long,
             }
     finally:
-        backend.close()
+        services.close()
 
 
 def main() -> None:

@@ -1,7 +1,7 @@
 """What the request metrics cost per request: the same app with and without them, in one run.
 
 Run: .venv/bin/python scripts/bench_metrics_overhead.py [--requests N] [--rounds R] [--multiprocess]
-Both apps share one SQLite backend and are called in-process over ASGI (no sockets), alternating in
+Both apps share one SQLite services and are called in-process over ASGI (no sockets), alternating in
 rounds so machine noise hits both alike; per route, the median and the best round's mean per request.
 Last, the middleware alone around an app that does nothing: its own cost without the app's noise.
 `--multiprocess` measures what `serve --workers N` pays (counters kept in files).
@@ -81,19 +81,19 @@ def main() -> int:
     from composition.settings import Settings
     from domain.workflow_content import WorkflowContent
 
-    backend = Services(
+    services = Services(
         Settings(database_url=f"sqlite:///{workdir / 'store.db'}", files_dir=workdir / "files")
     )
-    new = backend.accounts.create_project("bench")
-    saved = backend.workflows.create_workflow(
+    new = services.accounts.create_project("bench")
+    saved = services.workflows.create_workflow(
         {"keyId": new.key_id, "keyName": "bench"},
         new.project_id,
         WorkflowContent.from_data({"name": "bench", "pipelineSteps": [{"type": "designer"}]}),
     )
-    backend.projector.catch_up()
-    with_metrics = create_app(backend=backend)
+    services.projector.catch_up()
+    with_metrics = create_app(services=services)
     app_module.RequestMetricsMiddleware = lambda app: app  # type: ignore[assignment,misc]
-    without_metrics = create_app(backend=backend)
+    without_metrics = create_app(services=services)
     app_module.RequestMetricsMiddleware = RequestMetricsMiddleware
 
     key = [(b"authorization", f"Bearer {new.secret}".encode())]
@@ -120,7 +120,7 @@ def main() -> int:
             off.append(measure(without, "/health", "", [], args.requests * 10))
             on.append(measure(with_, "/health", "", [], args.requests * 10))
         report(name, off, on)
-    backend.close()
+    services.close()
     return 0
 
 

@@ -37,9 +37,9 @@ SAVE_BATCH = 500
 def fill(database_url: str, events: int) -> None:
     """`events` sealed events: workflows made and updated four times each, saved in batches."""
     started = time.monotonic()
-    backend = Services(Settings(database_url=database_url))
+    services = Services(Settings(database_url=database_url))
     try:
-        project = backend.accounts.create_project("bench")
+        project = services.accounts.create_project("bench")
         actor: Actor = {"keyId": project.key_id, "keyName": "bench key"}
         workflows = events // EVENTS_PER_WORKFLOW
         for first in range(0, workflows, SAVE_BATCH):
@@ -51,16 +51,16 @@ def fill(database_url: str, events: int) -> None:
                     change = WorkflowChanges(description=f"version {version} of workflow {number}")
                     workflow.update(actor, change)
                 batch.append(workflow)
-            backend.workflows.save(*batch)
+            services.workflows.save(*batch)
         filled = time.monotonic()
-        backend.projector.catch_up()
+        services.projector.catch_up()
         print(
             f"filled {workflows * EVENTS_PER_WORKFLOW:,} events in {filled - started:.1f} s;"
             f" read models caught up in {time.monotonic() - filled:.1f} s",
             flush=True,
         )
     finally:
-        backend.close()
+        services.close()
 
 
 def command(database_url: str, *args: str) -> str:

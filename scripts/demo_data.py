@@ -248,12 +248,12 @@ def create_workflow(project_id: str, spec: dict[str, Any], at: datetime) -> tupl
     return str(workflow.id), collect_at(workflow, at)
 
 
-def first_free_run_number(backend: Services, project_id: str) -> int:
+def first_free_run_number(services: Services, project_id: str) -> int:
     """Run numbers are a claimed prefix 1..N: gallop, then bisect, on the claims in the store."""
 
     def claimed(number: int) -> bool:
         return bool(
-            backend.workflows.recorder.select_events(run_number_claim_id(project_id, number), limit=1)
+            services.workflows.recorder.select_events(run_number_claim_id(project_id, number), limit=1)
         )
 
     if not claimed(1):
@@ -298,21 +298,21 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     rng = random.Random(args.seed)
     settings = Settings.from_env()
-    backend = Services(settings)
+    services = Services(settings)
     started_at = time.perf_counter()
     try:
         if args.project_id is None:
-            new = backend.accounts.create_project("demo")
+            new = services.accounts.create_project("demo")
             project_id = new.project_id
             print(f"project {project_id} (demo); API key, shown once: {new.secret}")
         else:
             project_id = args.project_id
         now = datetime.now(UTC)
-        number = first_free_run_number(backend, project_id)
+        number = first_free_run_number(services, project_id)
         counts: dict[str, int] = {}
         for spec in WORKFLOWS:
             workflow_id, events = create_workflow(project_id, spec, now - timedelta(days=args.days + 5))
-            backend.make_visible(save_backdated(backend.workflows, events))
+            services.make_visible(save_backdated(services.workflows, events))
             batch: Events = []
             runs = 0
             in_flight = sorted(
@@ -326,15 +326,15 @@ def main(argv: list[str] | None = None) -> int:
                 number += 1
                 runs += 1
                 if len(batch) >= 2000:
-                    save_backdated(backend.workflows, batch)
+                    save_backdated(services.workflows, batch)
                     batch = []
-            save_backdated(backend.workflows, batch)
+            save_backdated(services.workflows, batch)
             print(f"workflow {workflow_id} {spec['name']!r}: {runs} runs")
-        backend.projector.catch_up()
+        services.projector.catch_up()
         print(f"runs by status: {dict(sorted(counts.items()))}")
         print(f"store {settings.database_url}; took {time.perf_counter() - started_at:.1f} s")
     finally:
-        backend.close()
+        services.close()
     return 0
 
 

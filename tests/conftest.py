@@ -29,11 +29,11 @@ from tests.support.stores import (
 )
 
 TEST_MASTER_KEY = "0f" * 32
-"""The KEK every test backend and test server uses (PostgreSQL refuses to start without one)."""
+"""The KEK every test's services and test server use (PostgreSQL refuses to start without one)."""
 os.environ.setdefault("WFS_MASTER_KEY", TEST_MASTER_KEY)
 TEST_POOL_SIZE = 2
-"""PostgreSQL connections an in-process test backend keeps open (at most twice that under load): the
-default ten cost PostgreSQL ten backend processes per test, a fifth of the suite's CPU. Servers that
+"""PostgreSQL connections in-process test services keep open (at most twice that under load): the
+default ten cost PostgreSQL ten services processes per test, a fifth of the suite's CPU. Servers that
 tests start keep the default."""
 
 
@@ -99,16 +99,16 @@ def database_url(request: pytest.FixtureRequest, tmp_path: Path, tables_from_tem
 
 
 @pytest.fixture
-def backend(database_url: str, tmp_path: Path, tables_from_template: bool) -> Iterator[Services]:
+def services(database_url: str, tmp_path: Path, tables_from_template: bool) -> Iterator[Services]:
     settings = Settings(
         database_url=database_url,
         files_dir=tmp_path / "files",
         allowed_hosts=(*LOOPBACK_HOSTS, "testserver.local"),  # the test client's Host
         pool_size=TEST_POOL_SIZE,
     )
-    backend = Services(settings, create_tables=not tables_from_template)
-    yield backend
-    backend.close()
+    services = Services(settings, create_tables=not tables_from_template)
+    yield services
+    services.close()
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -171,19 +171,19 @@ def pytest_terminal_summary(terminalreporter: Any, config: pytest.Config) -> Non
 
 
 @pytest.fixture
-def client(backend: Services) -> Iterator[TestClient[Any]]:
-    with TestClient(create_app(backend=backend)) as client:
+def client(services: Services) -> Iterator[TestClient[Any]]:
+    with TestClient(create_app(services=services)) as client:
         yield client
 
 
 @pytest.fixture
-def api(backend: Services, client: TestClient[Any]) -> Api:
-    new = backend.accounts.create_project("tests")
+def api(services: Services, client: TestClient[Any]) -> Api:
+    new = services.accounts.create_project("tests")
     return Api(client, new.secret, new.project_id)
 
 
 @pytest.fixture
-def other_api(backend: Services, client: TestClient[Any]) -> Api:
+def other_api(services: Services, client: TestClient[Any]) -> Api:
     """A second project, to prove that projects never see each other's data."""
-    new = backend.accounts.create_project("others")
+    new = services.accounts.create_project("others")
     return Api(client, new.secret, new.project_id)

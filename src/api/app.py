@@ -43,15 +43,15 @@ TAGS = [
 ]
 
 
-def create_app(settings: Settings | None = None, backend: Services | None = None) -> Litestar:
+def create_app(settings: Settings | None = None, services: Services | None = None) -> Litestar:
     """One app per process; pass the services to share them (tests), or settings to build them."""
-    owned = backend is None
-    backend = backend or Services(settings or Settings.from_env())
+    owned = services is None
+    services = services or Services(settings or Settings.from_env())
 
-    def close_backend() -> None:
-        backend.stop_following()
+    def close_services() -> None:
+        services.stop_following()
         if owned:
-            backend.close()
+            services.close()
 
     api_v1 = Router(
         path="/api/v1",
@@ -79,10 +79,10 @@ def create_app(settings: Settings | None = None, backend: Services | None = None
             RequestIdPlugin(),
         ],
         logging_config=None,  # the process configures logging once (api.logs), Litestar leaves it alone
-        state=State({"services": backend, "cursors": Cursors(backend.cursor_secret)}),
+        state=State({"services": services, "cursors": Cursors(services.cursor_secret)}),
         request_max_body_size=MAX_BODY_BYTES,
-        on_startup=[backend.start_following],
-        on_shutdown=[close_backend],
+        on_startup=[services.start_following],
+        on_shutdown=[close_services],
         openapi_config=openapi_config(),
     )
     # Outermost, around Litestar's own error handling: app-level middleware runs only once a route
@@ -121,4 +121,4 @@ def operation_id(handler: HTTPRouteHandler, *_: object) -> str:
 
 def create_app_from_env() -> Litestar:
     """The factory uvicorn workers call: settings from the environment, tables already made."""
-    return create_app(backend=Services(Settings.from_env(), create_tables=False))
+    return create_app(services=Services(Settings.from_env(), create_tables=False))

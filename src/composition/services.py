@@ -1,4 +1,4 @@
-"""Builds one process's backend: the application service, its read models, accounts and cursors."""
+"""Builds one process's services: the application service, its read models, accounts and cursors."""
 
 from __future__ import annotations
 

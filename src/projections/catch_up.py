@@ -11,7 +11,7 @@ from eventsourcing.application import Application
 from projections.containment import ViewFailed, log_failures
 from projections.failures import ProjectionFailure, record_failures
 from projections.reading import DecodedEvent, read_batch
-from projections.runner import TrackedView
+from projections.tracked_view import TrackedView
 from store.database import Database
 
 

@@ -11,7 +11,7 @@ from projections.read_model import ReadModel
 from projections.reading import DecodedEvent
 from store.database import Tx
 
-log = logging.getLogger("projections.runner")
+log = logging.getLogger("projections.containment")
 
 
 class ViewFailed(Exception):

@@ -12,10 +12,10 @@ from eventsourcing.application import Application
 from projections.catch_up import CatchUp
 from projections.failures import ProjectionFailure, read_failures
 from projections.read_model import ReadModel
-from projections.runner import TrackedView
+from projections.tracked_view import TrackedView
 from store.database import Database
 
-log = logging.getLogger("projections.runner")
+log = logging.getLogger("projections.projector")
 
 
 class Projector:

@@ -16,7 +16,7 @@ from projections.failures import is_transient
 from store.sealing import REQUEST_ID, SealingMapper
 
 if TYPE_CHECKING:
-    from projections.runner import TrackedView
+    from projections.tracked_view import TrackedView
 
 
 @dataclass(frozen=True)

@@ -31,8 +31,8 @@ from projections.catch_up import CatchUp
 from projections.containment import log_failures
 from projections.failures import ProjectionFailure, clear_failures, record_failures
 from projections.reading import read_batch
-from projections.runner import TrackedView
 from projections.scratch import REPLAY_BATCH, MemoryScratch, Progress, replay
+from projections.tracked_view import TrackedView
 from store.database import StoreConfig, Tx
 
 SCHEMA = "wfs_rebuild"

@@ -27,7 +27,7 @@ from eventsourcing.persistence import Mapper, Notification
 
 from projections.failures import ProjectionFailure
 from projections.reading import decode, read_notifications
-from projections.runner import TrackedView
+from projections.tracked_view import TrackedView
 from store.database import Dialect, Tx
 from store.sealing import DataKeys, SealingMapper
 

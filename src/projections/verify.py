@@ -21,8 +21,8 @@ from uuid import UUID
 
 from eventsourcing.application import Application
 
-from projections.runner import TrackedView
 from projections.scratch import MemoryScratch, Progress, replay
+from projections.tracked_view import TrackedView
 from store.database import Database, Tx
 
 SNAPSHOT_PAGE = 5000

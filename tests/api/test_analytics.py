@@ -60,8 +60,8 @@ def analytics(api: Api, workflow_id: str, **params: Any) -> dict[str, Any]:
     return answer
 
 
-def pin(backend: Services, now: datetime) -> None:
-    backend.analytics.clock = lambda: now
+def pin(services: Services, now: datetime) -> None:
+    services.analytics.clock = lambda: now
 
 
 def midnight(day: date) -> str:
@@ -82,11 +82,11 @@ def five_runs(api: Api, workflow_id: str) -> list[dict[str, Any]]:
     return [done, failed, cancelled, running, queued]
 
 
-def test_kpis_costs_and_todays_bucket(api: Api, backend: Services) -> None:
+def test_kpis_costs_and_todays_bucket(api: Api, services: Services) -> None:
     workflow = api.create()
     runs = five_runs(api, workflow["id"])
     now = datetime.now(UTC)
-    pin(backend, now)
+    pin(services, now)
     answer = analytics(api, workflow["id"])
     assert set(answer) == ANSWER_FIELDS
     assert (answer["workflowId"], answer["days"], answer["granularity"]) == (workflow["id"], 30, "daily")
@@ -135,10 +135,10 @@ def test_kpis_costs_and_todays_bucket(api: Api, backend: Services) -> None:
     assert answer["related"] == {"personas": 0, "issues": 0, "learningVersions": 0}
 
 
-def test_a_status_change_moves_the_count_on_the_creation_day(api: Api, backend: Services) -> None:
+def test_a_status_change_moves_the_count_on_the_creation_day(api: Api, services: Services) -> None:
     workflow = api.create()
     run = start(api, workflow["id"])
-    pin(backend, datetime.now(UTC))
+    pin(services, datetime.now(UTC))
     assert analytics(api, workflow["id"])["kpis"]["activeRuns"] == 1
     report(api, run["id"], "running")
     report(api, run["id"], "succeeded")
@@ -151,9 +151,9 @@ def test_a_status_change_moves_the_count_on_the_creation_day(api: Api, backend: 
     )
 
 
-def test_a_workflow_without_runs_has_zeros_and_null_rates(api: Api, backend: Services) -> None:
+def test_a_workflow_without_runs_has_zeros_and_null_rates(api: Api, services: Services) -> None:
     workflow = api.create()
-    pin(backend, datetime(2026, 11, 28, 9, tzinfo=UTC))
+    pin(services, datetime(2026, 11, 28, 9, tzinfo=UTC))
     answer = analytics(api, workflow["id"], days=60, granularity="monthly")
     assert answer["kpis"] == {
         "totalRuns": 0,
@@ -176,11 +176,11 @@ def test_a_workflow_without_runs_has_zeros_and_null_rates(api: Api, backend: Ser
     assert all(p["successRate"] is None and p["runs"] == 0 for p in answer["successRateSeries"])
 
 
-def test_the_first_day_of_the_window_counts_and_the_day_before_does_not(api: Api, backend: Services) -> None:
+def test_the_first_day_of_the_window_counts_and_the_day_before_does_not(api: Api, services: Services) -> None:
     workflow = api.create()
     five_runs(api, workflow["id"])
     today = datetime.now(UTC)
-    pin(backend, today + timedelta(days=6))
+    pin(services, today + timedelta(days=6))
     seven = analytics(api, workflow["id"], days=7)
     assert seven["from"] == midnight(today.date())
     assert seven["runsOverTime"][0]["total"] == 5
@@ -192,7 +192,7 @@ def test_the_first_day_of_the_window_counts_and_the_day_before_does_not(api: Api
 
 
 def backdated_run(
-    backend: Services, api: Api, workflow_id: str, number: int, created: datetime, outcome: str
+    services: Services, api: Api, workflow_id: str, number: int, created: datetime, outcome: str
 ) -> None:
     """A run created at `created` that ran for ten minutes, stored through the domain with its times."""
     run = Run.start(ACTOR, api.project_id, (workflow_id, 1), number, RunRequest(prompt="imported"))
@@ -202,17 +202,17 @@ def backdated_run(
     events += collect_at(run, created + timedelta(minutes=1))
     run.report(ACTOR, msgspec.convert({"status": outcome, "costBreakdown": [GPT]}, RunReport))
     events += collect_at(run, created + timedelta(minutes=11))
-    backend.make_visible(save_backdated(backend.workflows, events))
+    services.make_visible(save_backdated(services.workflows, events))
 
 
-def test_a_week_straddling_a_month_and_a_year(api: Api, backend: Services) -> None:
+def test_a_week_straddling_a_month_and_a_year(api: Api, services: Services) -> None:
     workflow = api.create()
     days = [datetime(2026, 12, 27, 23, 59, tzinfo=UTC)]  # the Sunday before: outside a 7-day window
     days += [datetime(2026, 12, 28, tzinfo=UTC) + timedelta(days=n, hours=n) for n in range(7)]
     days += [datetime(2027, 1, 4, 0, 0, tzinfo=UTC)]  # the next Monday: after "now"
     for number, created in enumerate(days, start=1):
-        backdated_run(backend, api, workflow["id"], number, created, "failed" if number % 2 else "succeeded")
-    pin(backend, datetime(2027, 1, 3, 23, 0, tzinfo=UTC))
+        backdated_run(services, api, workflow["id"], number, created, "failed" if number % 2 else "succeeded")
+    pin(services, datetime(2027, 1, 3, 23, 0, tzinfo=UTC))
     weekly = analytics(api, workflow["id"], days=7, granularity="weekly")
     assert weekly["from"] == midnight(date(2026, 12, 28))
     assert weekly["runsOverTime"] == [
@@ -234,13 +234,13 @@ def test_a_week_straddling_a_month_and_a_year(api: Api, backend: Services) -> No
     ]
 
 
-def test_a_leap_day_is_its_own_bucket(api: Api, backend: Services) -> None:
+def test_a_leap_day_is_its_own_bucket(api: Api, services: Services) -> None:
     workflow = api.create()
     for number, created in enumerate(
         [datetime(2028, 2, 28, 23, 59, tzinfo=UTC), datetime(2028, 2, 29, 12, tzinfo=UTC)], start=1
     ):
-        backdated_run(backend, api, workflow["id"], number, created, "succeeded")
-    pin(backend, datetime(2028, 3, 1, 8, tzinfo=UTC))
+        backdated_run(services, api, workflow["id"], number, created, "succeeded")
+    pin(services, datetime(2028, 3, 1, 8, tzinfo=UTC))
     daily = analytics(api, workflow["id"], days=3)
     assert [(p["bucketStart"], p["total"]) for p in daily["runsOverTime"]] == [
         (midnight(date(2028, 2, 28)), 1),
@@ -297,7 +297,9 @@ def test_analytics_needs_a_key(api: Api) -> None:
     assert response.status_code == 401
 
 
-def test_related_counts_distinct_runs_fills_names_and_lists_recent_first(api: Api, backend: Services) -> None:
+def test_related_counts_distinct_runs_fills_names_and_lists_recent_first(
+    api: Api, services: Services
+) -> None:
     workflow = api.create()
     first = start(api, workflow["id"])
     report(
@@ -338,7 +340,7 @@ def test_related_counts_distinct_runs_fills_names_and_lists_recent_first(api: Ap
         {"id": "p-alice", "name": "Alice", "runCount": 3, "lastRunAt": third["createdAt"]},
         {"id": "p-bob", "name": "Rob", "runCount": 2, "lastRunAt": third["createdAt"]},
     ]
-    pin(backend, datetime.now(UTC))
+    pin(services, datetime.now(UTC))
     assert analytics(api, workflow["id"])["related"] == {"personas": 2, "issues": 1, "learningVersions": 1}
 
 
@@ -353,32 +355,32 @@ def test_related_of_a_workflow_without_runs_is_empty(api: Api) -> None:
 
 
 def test_a_soft_deleted_workflow_keeps_its_tabs_and_an_erased_one_loses_them(
-    api: Api, backend: Services
+    api: Api, services: Services
 ) -> None:
     workflow = api.create()
     kept = api.create("Kept")
     run = start(api, workflow["id"])
     report(api, run["id"], "running", links={"issues": [{"id": "ISS-9"}]}, costBreakdown=[GPT])
     report(api, start(api, kept["id"])["id"], "running", links={"issues": [{"id": "ISS-9"}]})
-    pin(backend, datetime.now(UTC))
+    pin(services, datetime.now(UTC))
     assert api.post("/workflows/delete", {"workflowId": workflow["id"]}).status_code == 200
     assert analytics(api, workflow["id"])["kpis"]["totalRuns"] == 1
     assert api.get("/workflows/related", id=workflow["id"]).json()["issues"][0]["id"] == "ISS-9"
     assert api.post("/workflows/permanent-delete", {"workflowId": workflow["id"]}).status_code == 200
     assert api.get("/workflows/analytics", id=workflow["id"]).status_code == 404
     assert api.get("/workflows/related", id=workflow["id"]).status_code == 404
-    for table, rows in view_rows(backend, "analytics", "related").items():
+    for table, rows in view_rows(services, "analytics", "related").items():
         assert all(workflow["id"] not in row for row in rows), table
     assert analytics(api, kept["id"])["kpis"]["totalRuns"] == 1
     assert len(api.get("/workflows/related", id=kept["id"]).json()["issues"]) == 1
 
 
-def rebuilt(backend: Services) -> dict[str, list[tuple[Any, ...]]]:
-    replay_from_scratch(backend, "analytics", "related")
-    return view_rows(backend, "analytics", "related")
+def rebuilt(services: Services) -> dict[str, list[tuple[Any, ...]]]:
+    replay_from_scratch(services, "analytics", "related")
+    return view_rows(services, "analytics", "related")
 
 
-def test_the_views_equal_a_fresh_rebuild(api: Api, backend: Services) -> None:
+def test_the_views_equal_a_fresh_rebuild(api: Api, services: Services) -> None:
     workflow = api.create()
     erased = api.create("Erased")
     five_runs(api, workflow["id"])
@@ -387,11 +389,11 @@ def test_the_views_equal_a_fresh_rebuild(api: Api, backend: Services) -> None:
     report(api, linked["id"], "running", links={"personas": [{"id": "p1"}], "issues": [{"id": "i1"}]})
     report(api, linked["id"], "succeeded", links={"personas": [{"id": "p1", "name": "P"}, {"id": "p2"}]})
     assert api.post("/workflows/permanent-delete", {"workflowId": erased["id"]}).status_code == 200
-    backdated_run(backend, api, workflow["id"], 12, datetime.now(UTC) - timedelta(days=100), "failed")
-    before = view_rows(backend, "analytics", "related")
+    backdated_run(services, api, workflow["id"], 12, datetime.now(UTC) - timedelta(days=100), "failed")
+    before = view_rows(services, "analytics", "related")
     assert before["analytics_daily"], "the view has rows to compare"
-    assert rebuilt(backend) == before
-    pin(backend, datetime.now(UTC))
+    assert rebuilt(services) == before
+    pin(services, datetime.now(UTC))
     after = analytics(api, workflow["id"], days=366, granularity="monthly")
     assert (after["kpis"]["totalRuns"], after["kpis"]["failedRuns"]) == (7, 2)
 

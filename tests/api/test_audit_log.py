@@ -14,9 +14,9 @@ from tests.support.data import OPUS
 from tests.support.views import replay_from_scratch, view_rows
 
 
-def second_key(api: Api, backend: Services, name: str) -> tuple[Api, str]:
+def second_key(api: Api, services: Services, name: str) -> tuple[Api, str]:
     """Another API key of the same project, and its key id."""
-    key = backend.accounts.create_key(api.project_id, name)
+    key = services.accounts.create_key(api.project_id, name)
     return Api(api.client, key.secret, api.project_id), key.key_id
 
 
@@ -69,9 +69,9 @@ def test_every_event_appears_under_its_public_name_in_store_order(api: Api) -> N
     assert items[4]["data"]["revertedFromVersion"] == 1
 
 
-def test_each_filter_narrows_the_log(api: Api, backend: Services) -> None:
+def test_each_filter_narrows_the_log(api: Api, services: Services) -> None:
     ids = every_kind_of_event(api)
-    auditor, auditor_id = second_key(api, backend, "auditor")
+    auditor, auditor_id = second_key(api, services, "auditor")
     other = auditor.create("Made by the auditor")["id"]
     auditor.post("/workflows/rename", {"workflowId": ids["first"], "name": "Renamed by the auditor"})
     everything = audit_log(api)
@@ -165,7 +165,7 @@ def test_a_project_sees_only_its_own_events(api: Api, other_api: Api) -> None:
 
 
 def test_after_a_permanent_delete_the_log_keeps_who_did_what_but_no_content(
-    api: Api, backend: Services
+    api: Api, services: Services
 ) -> None:
     secret = f"unique-{uuid.uuid4().hex}"
     kept = api.create("Unrelated")["id"]
@@ -184,7 +184,7 @@ def test_after_a_permanent_delete_the_log_keeps_who_did_what_but_no_content(
     before = audit_log(api, workflowId=workflow_id)
     assert secret in str(before)
 
-    eraser, eraser_id = second_key(api, backend, "eraser")
+    eraser, eraser_id = second_key(api, services, "eraser")
     response = eraser.post("/workflows/permanent-delete", {"workflowId": workflow_id})
     assert response.status_code == 200
 
@@ -212,30 +212,30 @@ def test_after_a_permanent_delete_the_log_keeps_who_did_what_but_no_content(
     assert api.get("/workflows/get", id=workflow_id, asOf="2999-01-01T00:00:00Z").status_code == 404
     assert secret not in api.get("/events", limit=100).text
     assert secret not in api.get("/workflows/history", id=workflow_id).text
-    assert secret not in str(audit_rows(backend))
+    assert secret not in str(audit_rows(services))
     assert history(api, kept)[0]["data"]["name"] == "Unrelated"
 
 
-def audit_rows(backend: Services) -> list[Any]:
+def audit_rows(services: Services) -> list[Any]:
     """Every row of every table of the audit read model, as stored."""
-    rows = [row for table in view_rows(backend, "audit").values() for row in table]
+    rows = [row for table in view_rows(services, "audit").values() for row in table]
     assert rows
     return rows
 
 
-def rebuild_audit_view(backend: Services) -> dict[str, list[tuple[Any, ...]]]:
-    replay_from_scratch(backend, "audit")
-    return view_rows(backend, "audit")
+def rebuild_audit_view(services: Services) -> dict[str, list[tuple[Any, ...]]]:
+    replay_from_scratch(services, "audit")
+    return view_rows(services, "audit")
 
 
-def test_rebuilding_the_audit_view_gives_the_same_items(api: Api, backend: Services) -> None:
+def test_rebuilding_the_audit_view_gives_the_same_items(api: Api, services: Services) -> None:
     every_kind_of_event(api, erase=False)
-    built = view_rows(backend, "audit")
-    assert rebuild_audit_view(backend) == built
+    built = view_rows(services, "audit")
+    assert rebuild_audit_view(services) == built
     assert len(built["audit_event"]) == 10
 
 
-def test_rebuilding_after_an_erasure_keeps_the_erased_workflows_items(api: Api, backend: Services) -> None:
+def test_rebuilding_after_an_erasure_keeps_the_erased_workflows_items(api: Api, services: Services) -> None:
     every_kind_of_event(api)
-    built = view_rows(backend, "audit")
-    assert rebuild_audit_view(backend) == built
+    built = view_rows(services, "audit")
+    assert rebuild_audit_view(services) == built

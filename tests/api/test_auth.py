@@ -41,23 +41,23 @@ def test_missing_malformed_or_unknown_keys_are_401(
     assert response.headers["www-authenticate"] == "Bearer"
 
 
-def test_a_revoked_key_is_401(api: Api, backend: Services) -> None:
+def test_a_revoked_key_is_401(api: Api, services: Services) -> None:
     assert api.get("/workflows/list").status_code == 200
-    key_id = next(k.key_id for k in backend.accounts.list_keys() if k.project_id == api.project_id)
-    backend.accounts.revoke_key(key_id)
+    key_id = next(k.key_id for k in services.accounts.list_keys() if k.project_id == api.project_id)
+    services.accounts.revoke_key(key_id)
     assert api.get("/workflows/list").status_code == 401
 
 
-def test_keys_are_stored_hashed(api: Api, backend: Services) -> None:
-    with backend.database.transaction(commit=False) as tx:
+def test_keys_are_stored_hashed(api: Api, services: Services) -> None:
+    with services.database.transaction(commit=False) as tx:
         rows = tx.execute("SELECT key_hash FROM api_keys").fetchall()
     assert rows
     assert all(api.key not in row["key_hash"] for row in rows)
 
 
-def test_a_second_key_acts_in_the_same_project(api: Api, backend: Services, client: TestClient[Any]) -> None:
+def test_a_second_key_acts_in_the_same_project(api: Api, services: Services, client: TestClient[Any]) -> None:
     created = api.create()
-    second = backend.accounts.create_key(api.project_id, "ci")
+    second = services.accounts.create_key(api.project_id, "ci")
     other = Api(client, second.secret, api.project_id)
     renamed = other.post("/workflows/rename", {"workflowId": created["id"], "name": "by ci"})
     assert renamed.status_code == 200
@@ -107,9 +107,9 @@ def test_the_key_is_checked_before_the_query_and_the_body(
 
 
 def test_a_read_key_is_refused_before_its_query_is_looked_at(
-    api: Api, backend: Services, client: TestClient[Any]
+    api: Api, services: Services, client: TestClient[Any]
 ) -> None:
-    reader = backend.accounts.create_key(api.project_id, "reader", "read")
+    reader = services.accounts.create_key(api.project_id, "reader", "read")
     response = client.post(
         "/api/v1/workflows/create?limit=1e1&x=%00",
         content=DEEP,

@@ -1,7 +1,7 @@
 """Data keys are cached per process, made in the transaction of a workflow's first events, and
 erasure still erases: a process that kept a destroyed key shows nothing of the workflow through the API.
 
-"Another process" is a second backend on the same store, taken out of the set of instances an
+"Another process" is a second services on the same store, taken out of the set of instances an
 erasure evicts in this process (`DataKeys._live`), so its cache keeps the key as a real other
 process would; its follower may apply the erase too, which then evicts nothing of it either.
 """
@@ -28,9 +28,9 @@ from tests.support.data import ACTOR, STEPS
 
 
 @pytest.fixture
-def other_process(backend: Services, tmp_path: Path) -> Iterator[Services]:
+def other_process(services: Services, tmp_path: Path) -> Iterator[Services]:
     settings = Settings(
-        database_url=backend.settings.database_url,
+        database_url=services.settings.database_url,
         files_dir=tmp_path / "other-files",
         allowed_hosts=(*LOOPBACK_HOSTS, "testserver.local"),
     )
@@ -41,9 +41,9 @@ def other_process(backend: Services, tmp_path: Path) -> Iterator[Services]:
 
 
 def test_a_key_kept_by_another_process_shows_nothing_of_the_erased_workflow(
-    api: Api, backend: Services, other_process: Services
+    api: Api, services: Services, other_process: Services
 ) -> None:
-    with TestClient(create_app(backend=other_process)) as client:
+    with TestClient(create_app(services=other_process)) as client:
         there = Api(client, api.key, api.project_id)
         created = there.create("kept elsewhere", description="secret plan")
         workflow_id = created["id"]
@@ -53,9 +53,9 @@ def test_a_key_kept_by_another_process_shows_nothing_of_the_erased_workflow(
         assert there.post("/workflows/update", update, keyed).status_code == 200
         assert other_process.workflows.data_keys.key(workflow_id) is not None  # cached there
 
-        erased = backend.workflows.permanently_delete_workflow(ACTOR, api.project_id, workflow_id)
-        backend.make_visible(erased.position)
-        assert backend.workflows.data_keys.key_for(workflow_id, create=False) is None
+        erased = services.workflows.permanently_delete_workflow(ACTOR, api.project_id, workflow_id)
+        services.make_visible(erased.position)
+        assert services.workflows.data_keys.key_for(workflow_id, create=False) is None
         assert other_process.workflows.data_keys.key(workflow_id) is not None  # still cached there
 
         assert there.get("/workflows/get", id=workflow_id).status_code == 404
@@ -72,37 +72,37 @@ def test_a_key_kept_by_another_process_shows_nothing_of_the_erased_workflow(
         assert b"secret" not in replayed.content
 
 
-def test_an_erasure_evicts_the_key_from_this_process(api: Api, backend: Services) -> None:
+def test_an_erasure_evicts_the_key_from_this_process(api: Api, services: Services) -> None:
     workflow_id = api.create("evicted")["id"]
-    assert backend.workflows.data_keys.key(workflow_id) is not None
+    assert services.workflows.data_keys.key(workflow_id) is not None
     assert api.post("/workflows/permanent-delete", {"workflowId": workflow_id}).status_code == 200
-    assert backend.workflows.data_keys.key(workflow_id) is None
+    assert services.workflows.data_keys.key(workflow_id) is None
 
 
-def test_a_workflow_and_its_key_are_stored_together_or_not_at_all(backend: Services) -> None:
+def test_a_workflow_and_its_key_are_stored_together_or_not_at_all(services: Services) -> None:
     content = WorkflowContent.from_data({"name": "first", "pipelineSteps": STEPS})
     original = Workflow.create("p", ACTOR, content)
-    backend.workflows.save(original)
-    key = backend.workflows.data_keys.key_for(str(original.id), create=False)
+    services.workflows.save(original)
+    key = services.workflows.data_keys.key_for(str(original.id), create=False)
     impostor = Workflow.create("p", ACTOR, content)
     vars(impostor)["_id"] = original.id
     for event in impostor.pending_events:
         object.__setattr__(event, "originator_id", original.id)
 
     with pytest.raises(IntegrityError):
-        backend.workflows.save(impostor)
+        services.workflows.save(impostor)
 
-    assert backend.workflows.data_keys.key_for(str(original.id), create=False) == key
-    assert backend.workflows.repository.get(original.id).content.name == "first"
+    assert services.workflows.data_keys.key_for(str(original.id), create=False) == key
+    assert services.workflows.repository.get(original.id).content.name == "first"
 
 
-def test_the_key_commits_with_the_first_events(backend: Services) -> None:
+def test_the_key_commits_with_the_first_events(services: Services) -> None:
     """PostgreSQL: the key's row and the events' rows were written by one transaction (one xmin)."""
-    if backend.database.dialect != "postgres":
+    if services.database.dialect != "postgres":
         pytest.skip("transaction ids are PostgreSQL's")
     workflow = Workflow.create("p", ACTOR, WorkflowContent.from_data({"name": "one", "pipelineSteps": STEPS}))
-    backend.workflows.save(workflow)
-    with backend.database.transaction(commit=False) as tx:
+    services.workflows.save(workflow)
+    with services.database.transaction(commit=False) as tx:
         rows: list[Any] = tx.execute(
             "SELECT xmin::text AS tx FROM workflows_events WHERE originator_id = ?"
             " UNION ALL SELECT xmin::text FROM data_keys WHERE aggregate_id = ?",

@@ -36,12 +36,12 @@ def ready(client: TestClient[Any]) -> dict[str, Any]:
     return body
 
 
-def expected_error(backend: Services) -> str:
-    return "DataError" if backend.database.dialect == "postgres" else "ValueError"
+def expected_error(services: Services) -> str:
+    return "DataError" if services.database.dialect == "postgres" else "ValueError"
 
 
-def unreachable(backend: Services) -> BaseException:
-    if backend.database.dialect == "postgres":
+def unreachable(services: Services) -> BaseException:
+    if services.database.dialect == "postgres":
         return psycopg.OperationalError("connection refused")
     return sqlite3.OperationalError("database is locked")
 
@@ -55,12 +55,12 @@ def test_ready_is_ready_while_nothing_was_skipped(client: TestClient[Any], api: 
 
 
 def test_after_an_event_a_view_cannot_apply_writes_answer_and_ready_is_degraded(
-    backend: Services, client: TestClient[Any], api: Api, other_api: Api, monkeypatch: pytest.MonkeyPatch
+    services: Services, client: TestClient[Any], api: Api, other_api: Api, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    make_nul_unstorable(backend, monkeypatch)
+    make_nul_unstorable(services, monkeypatch)
     workflow_id = api.create()["id"]
     run_id = start_run(api, workflow_id)["id"]
-    poisoned_at = report_a_nul(backend, api.project_id, run_id)
+    poisoned_at = report_a_nul(services, api.project_id, run_id)
 
     reported = api.post(
         "/runs/report", {"runId": run_id, "status": "running", "links": {"issues": [{"id": "ISS-7"}]}}
@@ -86,40 +86,40 @@ def test_after_an_event_a_view_cannot_apply_writes_answer_and_ready_is_degraded(
         "view": "related",
         "position": poisoned_at,
         "topic": get_topic(Run.Reported),
-        "error": expected_error(backend),
+        "error": expected_error(services),
     }
     assert {name: view["position"] for name, view in body["projections"].items()} == {
-        name: head(backend) for name in body["projections"]
+        name: head(services) for name in body["projections"]
     }
     assert "related" in body["projections"]
 
 
 def test_a_write_answers_when_its_read_models_cannot_catch_up(
-    backend: Services, api: Api, monkeypatch: pytest.MonkeyPatch
+    services: Services, api: Api, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     def down(*_: Any, **__: Any) -> None:
-        raise unreachable(backend)
+        raise unreachable(services)
 
-    monkeypatch.setattr(backend.projector, "catch_up", down)
+    monkeypatch.setattr(services.projector, "catch_up", down)
     created = api.post("/workflows/create", {"name": "stored", "pipelineSteps": [{"type": "designer"}]})
     assert created.status_code == 201, created.text
     monkeypatch.undo()
 
-    backend.projector.catch_up()  # what the follower does once the database answers again
+    services.projector.catch_up()  # what the follower does once the database answers again
     assert api.get("/workflows/get", id=created.json()["id"]).json()["name"] == "stored"
 
 
 def test_a_restart_over_the_store_serves_and_stays_degraded(
-    backend: Services, api: Api, database_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    services: Services, api: Api, database_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    make_nul_unstorable(backend, monkeypatch)
-    _, run_id = a_run(backend, api.project_id)
-    backend.projector.catch_up()
-    report_a_nul(backend, api.project_id, run_id)
+    make_nul_unstorable(services, monkeypatch)
+    _, run_id = a_run(services, api.project_id)
+    services.projector.catch_up()
+    report_a_nul(services, api.project_id, run_id)
 
     restarted = Services(Settings(database_url=database_url, files_dir=tmp_path / "files"))
     try:
-        with TestClient(create_app(backend=restarted)) as client:
+        with TestClient(create_app(services=restarted)) as client:
             assert ready(client)["status"] == "degraded"
             again = Api(client, api.key, api.project_id)
             created = again.create("after the restart")
@@ -149,11 +149,11 @@ def test_serve_starts_when_catching_up_at_start_fails(
 def test_serve_restarts_over_a_stored_nul(make_postgres_url: Any, tmp_path: Path) -> None:
     """The deployment seen failing: `serve` exited 1 on a PostgreSQL store holding such an event."""
     database_url = make_postgres_url()
-    backend = Services(Settings(database_url=database_url, files_dir=tmp_path / "files"))
+    services = Services(Settings(database_url=database_url, files_dir=tmp_path / "files"))
     try:
-        project = backend.accounts.create_project("p")
-        workflow_id, run_id = a_run(backend, project.project_id)
-        backend.runs.report_run(  # stored, not applied: the server meets it at start
+        project = services.accounts.create_project("p")
+        workflow_id, run_id = a_run(services, project.project_id)
+        services.runs.report_run(  # stored, not applied: the server meets it at start
             {"keyId": "k1", "keyName": "ops"},
             project.project_id,
             run_id,
@@ -162,7 +162,7 @@ def test_serve_restarts_over_a_stored_nul(make_postgres_url: Any, tmp_path: Path
             ),
         )
     finally:
-        backend.close()
+        services.close()
     server = start_server(database_url)
     try:
         headers = {"Authorization": f"Bearer {project.secret}"}
@@ -183,7 +183,7 @@ def test_serve_restarts_over_a_stored_nul(make_postgres_url: Any, tmp_path: Path
 
 
 def test_rebuild_tries_the_event_again_and_the_views_keep_answering(
-    backend: Services,
+    services: Services,
     client: TestClient[Any],
     api: Api,
     database_url: str,
@@ -191,10 +191,10 @@ def test_rebuild_tries_the_event_again_and_the_views_keep_answering(
     monkeypatch: pytest.MonkeyPatch,
     capsys: pytest.CaptureFixture[str],
 ) -> None:
-    make_nul_unstorable(backend, monkeypatch)
+    make_nul_unstorable(services, monkeypatch)
     workflow_id = api.create()["id"]
     run_id = start_run(api, workflow_id)["id"]
-    poisoned_at = report_a_nul(backend, api.project_id, run_id)
+    poisoned_at = report_a_nul(services, api.project_id, run_id)
     monkeypatch.setenv("DATABASE_URL", database_url)
     monkeypatch.chdir(tmp_path)
 
@@ -212,7 +212,7 @@ def test_rebuild_tries_the_event_again_and_the_views_keep_answering(
 
 
 def test_a_rebuild_that_fails_keeps_the_old_view(
-    backend: Services,
+    services: Services,
     api: Api,
     database_url: str,
     tmp_path: Path,
@@ -222,7 +222,7 @@ def test_a_rebuild_that_fails_keeps_the_old_view(
     workflow_id = api.create("kept")["id"]
     monkeypatch.setenv("DATABASE_URL", database_url)
     monkeypatch.chdir(tmp_path)
-    fail_on(monkeypatch, WorkflowSummaryProjection, lambda event: True, lambda: unreachable(backend))
+    fail_on(monkeypatch, WorkflowSummaryProjection, lambda event: True, lambda: unreachable(services))
 
     assert main(["rebuild"]) == 1
     assert "workflow_summary: not rebuilt, the old view is kept" in capsys.readouterr().err

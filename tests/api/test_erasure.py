@@ -13,41 +13,41 @@ from tests.support.client import Api
 from tests.support.views import replay_from_scratch
 
 
-def test_content_is_encrypted_at_rest_and_unreadable_after_erasure(api: Api, backend: Services) -> None:
+def test_content_is_encrypted_at_rest_and_unreadable_after_erasure(api: Api, services: Services) -> None:
     created = api.create("Top secret plan", description="classified details")
     api.post("/workflows/rename", {"workflowId": created["id"], "name": "Still secret"})
     workflow_id = UUID(created["id"])
-    stored = backend.workflows.recorder.select_events(workflow_id)
+    stored = services.workflows.recorder.select_events(workflow_id)
     assert all(b"secret" not in event.state and b"classified" not in event.state for event in stored)
-    assert [type(backend.workflows.mapper.to_domain_event(e)).__name__ for e in stored] == [
+    assert [type(services.workflows.mapper.to_domain_event(e)).__name__ for e in stored] == [
         "Created",
         "Renamed",
     ]
 
     assert api.post("/workflows/permanent-delete", {"workflowId": created["id"]}).status_code == 200
 
-    stored = backend.workflows.recorder.select_events(workflow_id)
+    stored = services.workflows.recorder.select_events(workflow_id)
     assert [e.topic.rsplit(".", 1)[-1] for e in stored] == ["Created", "Renamed", "PermanentlyDeleted"]
     for event in stored[:2]:
         with pytest.raises(ErasedError):
-            backend.workflows.mapper.to_domain_event(event)
-    erased = backend.workflows.mapper.to_domain_event(stored[2])
+            services.workflows.mapper.to_domain_event(event)
+    erased = services.workflows.mapper.to_domain_event(stored[2])
     assert isinstance(erased, Workflow.PermanentlyDeleted)
     assert erased.actor["keyName"] == "tests key"
-    created_clear = backend.workflows.mapper.clear_state(stored[0])
+    created_clear = services.workflows.mapper.clear_state(stored[0])
     assert created_clear["actor"]["keyName"] == "tests key"
     assert "content" not in created_clear
-    with backend.database.transaction(commit=False) as tx:
+    with services.database.transaction(commit=False) as tx:
         assert (
             tx.execute("SELECT 1 FROM data_keys WHERE aggregate_id = ?", (created["id"],)).fetchone() is None
         )
 
 
-def test_a_rebuild_after_erasure_does_not_bring_the_workflow_back(api: Api, backend: Services) -> None:
+def test_a_rebuild_after_erasure_does_not_bring_the_workflow_back(api: Api, services: Services) -> None:
     kept = api.create("kept")
     erased = api.create("erased")
     api.post("/workflows/permanent-delete", {"workflowId": erased["id"]})
-    replay_from_scratch(backend)
+    replay_from_scratch(services)
     assert [i["id"] for i in api.get("/workflows/list").json()["items"]] == [kept["id"]]
     assert api.get("/workflows/get", id=erased["id"]).status_code == 404
     assert api.get("/workflows/versions", id=erased["id"]).status_code == 404

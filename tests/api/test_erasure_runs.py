@@ -78,31 +78,31 @@ class ErasableWorkflow:
         return [value.encode() for value in self.secrets.values()]
 
 
-def test_run_content_is_sealed_with_the_workflows_key(api: Api, backend: Services) -> None:
+def test_run_content_is_sealed_with_the_workflows_key(api: Api, services: Services) -> None:
     flow = ErasableWorkflow(api)
-    notifications = backend.workflows.recorder.select_notifications(start=1, limit=1000)
+    notifications = services.workflows.recorder.select_notifications(start=1, limit=1000)
     states = b"\n".join(n.state for n in notifications)
     assert [needle for needle in flow.needles() if needle in states] == []
 
-    run_events = backend.workflows.recorder.select_events(UUID(flow.run["id"]))
-    started = backend.workflows.mapper.clear_state(run_events[0])
+    run_events = services.workflows.recorder.select_events(UUID(flow.run["id"]))
+    started = services.workflows.mapper.clear_state(run_events[0])
     assert started["workflow_id"] == flow.id
     assert "prompt" not in started
     assert "sealed" in json.loads(run_events[0].state)
-    assert backend.workflows.mapper.to_domain_event(run_events[0]).prompt == flow.secrets["prompt"]
+    assert services.workflows.mapper.to_domain_event(run_events[0]).prompt == flow.secrets["prompt"]
     got = api.get("/runs/get", id=flow.run["id"]).json()
     assert (got["prompt"], got["error"], got["status"]) == (
         flow.secrets["prompt"],
         flow.secrets["error"],
         "failed",
     )
-    with backend.database.transaction(commit=False) as tx:
+    with services.database.transaction(commit=False) as tx:
         keys = tx.execute("SELECT aggregate_id FROM data_keys").fetchall()
     assert [row["aggregate_id"] for row in keys] == [flow.id], "runs use their workflow's key, not their own"
 
 
 def test_erasing_a_workflow_erases_its_runs_on_every_route_and_in_the_store(
-    api: Api, backend: Services
+    api: Api, services: Services
 ) -> None:
     flow = ErasableWorkflow(api)
     kept = api.create("kept")
@@ -115,76 +115,76 @@ def test_erasing_a_workflow_erases_its_runs_on_every_route_and_in_the_store(
         assert api.post("/runs/report", {"runId": run_id, "status": "running"}).status_code == 404
         assert api.post("/runs/cancel", {"runId": run_id}).status_code == 404
         with pytest.raises(NotFound):
-            backend.runs.get_run(api.project_id, run_id)
-        for stored in backend.workflows.recorder.select_events(UUID(run_id)):
+            services.runs.get_run(api.project_id, run_id)
+        for stored in services.workflows.recorder.select_events(UUID(run_id)):
             if stored.topic.endswith("Cancelled"):  # nothing in it but who and when: never sealed
                 assert "sealed" not in json.loads(stored.state)
                 continue
             with pytest.raises(ErasedError):
-                backend.workflows.mapper.to_domain_event(stored)
+                services.workflows.mapper.to_domain_event(stored)
     for route in ("/workflows/runs", "/workflows/related", "/workflows/analytics"):
         assert api.get(route, id=flow.id).status_code == 404
     assert api.post("/runs/start", {"workflowId": flow.id, "prompt": "again"}).status_code == 404
-    with backend.database.transaction(commit=False) as tx:
+    with services.database.transaction(commit=False) as tx:
         assert tx.execute("SELECT 1 FROM data_keys WHERE aggregate_id = ?", (flow.id,)).fetchone() is None
     assert api.get("/runs/get", id=kept_run["id"]).json()["prompt"] == "kept prompt"
 
-    replay_from_scratch(backend)  # a rebuild brings none of it back
-    assert [needle for needle in flow.needles() if needle in all_table_bytes(backend)] == []
+    replay_from_scratch(services)  # a rebuild brings none of it back
+    assert [needle for needle in flow.needles() if needle in all_table_bytes(services)] == []
     assert api.get("/runs/get", id=flow.run["id"]).status_code == 404
     assert api.get("/workflows/runs", id=kept["id"]).json()["items"][0]["id"] == kept_run["id"]
 
 
 def test_a_run_stored_after_the_erase_never_reaches_a_view(
-    api: Api, backend: Services, monkeypatch: pytest.MonkeyPatch
+    api: Api, services: Services, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """The race's worst order: the start read the workflow before the erase and sealed the run with
     the key before it was destroyed, but stored it after the erase, so one catch-up batch decodes
     it while the key still exists and then applies the erase before it."""
     flow = ErasableWorkflow(api)
     late_prompt = unique("late")
-    read_before_the_erase = backend.workflows.get_workflow(api.project_id, flow.id)
-    backend.stop_following()  # no catch-up of its own in flight either
+    read_before_the_erase = services.workflows.get_workflow(api.project_id, flow.id)
+    services.stop_following()  # no catch-up of its own in flight either
     with monkeypatch.context() as patch:
-        patch.setattr(backend.projector, "catch_up", lambda up_to=None: None)  # no view moves yet
-        patch.setattr(backend.workflows, "get_workflow", lambda *_: read_before_the_erase)
+        patch.setattr(services.projector, "catch_up", lambda up_to=None: None)  # no view moves yet
+        patch.setattr(services.workflows, "get_workflow", lambda *_: read_before_the_erase)
         assert api.post("/workflows/permanent-delete", {"workflowId": flow.id}).status_code == 200
-        late = backend.runs.start_run(ACTOR, api.project_id, flow.id, RunRequest(prompt=late_prompt))
-    backend.projector.catch_up()
+        late = services.runs.start_run(ACTOR, api.project_id, flow.id, RunRequest(prompt=late_prompt))
+    services.projector.catch_up()
 
     assert api.get("/runs/get", id=str(late.run.id)).status_code == 404
-    assert late_prompt.encode() not in all_table_bytes(backend)
+    assert late_prompt.encode() not in all_table_bytes(services)
     with pytest.raises(ErasedError):
-        backend.workflows.mapper.to_domain_event(backend.workflows.recorder.select_events(late.run.id)[0])
+        services.workflows.mapper.to_domain_event(services.workflows.recorder.select_events(late.run.id)[0])
 
-    head = backend.workflows.recorder.max_notification_id()
-    monkeypatch.setattr(backend.workflows, "get_workflow", lambda *_: read_before_the_erase)
+    head = services.workflows.recorder.max_notification_id()
+    monkeypatch.setattr(services.workflows, "get_workflow", lambda *_: read_before_the_erase)
     with pytest.raises(NotFound):  # once the key is gone, a start is refused and stores nothing
-        backend.runs.start_run(ACTOR, api.project_id, flow.id, RunRequest(prompt=late_prompt))
-    assert backend.workflows.recorder.max_notification_id() == head
-    with backend.database.transaction(commit=False) as tx:
+        services.runs.start_run(ACTOR, api.project_id, flow.id, RunRequest(prompt=late_prompt))
+    assert services.workflows.recorder.max_notification_id() == head
+    with services.database.transaction(commit=False) as tx:
         assert tx.execute("SELECT 1 FROM data_keys WHERE aggregate_id = ?", (flow.id,)).fetchone() is None
 
 
 def test_erasure_leaves_no_residue_in_the_tables_or_the_database_files(
-    api: Api, backend: Services, database_url: str
+    api: Api, services: Services, database_url: str
 ) -> None:
     neighbours = [ErasableWorkflow(api) for _ in range(2)]  # rows sharing pages with the erased ones
     flow = ErasableWorkflow(api)
     neighbours += [ErasableWorkflow(api) for _ in range(2)]
-    key = backend.workflows.data_keys.key_for(flow.id, create=False)
+    key = services.workflows.data_keys.key_for(flow.id, create=False)
     assert key is not None
-    with backend.database.transaction(commit=False) as tx:
+    with services.database.transaction(commit=False) as tx:
         wrapped = tx.execute("SELECT data_key FROM data_keys WHERE aggregate_id = ?", (flow.id,)).fetchone()
     needles = [*flow.needles(), key, key.hex().encode(), wrapped["data_key"].encode()]
-    sqlite = backend.database.dialect == "sqlite"
-    before = all_table_bytes(backend) + (sqlite_file_bytes(database_url) if sqlite else b"")
+    sqlite = services.database.dialect == "sqlite"
+    before = all_table_bytes(services) + (sqlite_file_bytes(database_url) if sqlite else b"")
     assert flow.secrets["name"].encode() in before, "the search must find what is there"
     assert wrapped["data_key"].encode() in before
 
     assert api.post("/workflows/permanent-delete", {"workflowId": flow.id}).status_code == 200
 
-    assert [n for n in needles if n in all_table_bytes(backend)] == []
+    assert [n for n in needles if n in all_table_bytes(services)] == []
     if sqlite:
         assert [n for n in needles if n in sqlite_file_bytes(database_url)] == []
     kept = neighbours[0].secrets["name"]
@@ -192,12 +192,12 @@ def test_erasure_leaves_no_residue_in_the_tables_or_the_database_files(
 
 
 def test_data_keys_are_stored_wrapped_and_a_wrong_master_key_is_refused_at_start(
-    api: Api, backend: Services, database_url: str, tmp_path: Path
+    api: Api, services: Services, database_url: str, tmp_path: Path
 ) -> None:
     flow = ErasableWorkflow(api)
-    key = backend.workflows.data_keys.key_for(flow.id, create=False)
+    key = services.workflows.data_keys.key_for(flow.id, create=False)
     assert key is not None
-    with backend.database.transaction(commit=False) as tx:
+    with services.database.transaction(commit=False) as tx:
         stored = tx.execute("SELECT data_key FROM data_keys").fetchone()["data_key"]
     assert stored.startswith(WRAPPED_PREFIX)
     assert key.hex() not in stored
@@ -210,7 +210,7 @@ def test_data_keys_are_stored_wrapped_and_a_wrong_master_key_is_refused_at_start
     with pytest.raises(MasterKeyError, match="must hold 32 bytes"):
         Services(Settings(database_url=database_url, master_key="too short"))
     key_file = tmp_path / "master.key"
-    key_file.write_text(str(backend.workflows.data_keys.master_key.key.hex()))
+    key_file.write_text(str(services.workflows.data_keys.master_key.key.hex()))
     again = Services(Settings(database_url=database_url, master_key=None, master_key_file=key_file))
     try:
         assert again.runs.get_run(api.project_id, flow.run["id"]).prompt == flow.secrets["prompt"]
@@ -232,7 +232,7 @@ def test_the_embedded_store_makes_a_key_file_beside_the_database_on_first_start(
     try:
         assert stat.S_IMODE(key_file.stat().st_mode) == 0o600
         project = first.accounts.create_project("p")
-        with TestClient(create_app(backend=first)) as client:
+        with TestClient(create_app(services=first)) as client:
             api = Api(client, project.secret, project.project_id)
             flow = ErasableWorkflow(api)
     finally:
@@ -258,16 +258,16 @@ def test_a_store_written_before_wrapping_is_migrated_and_its_runs_still_load(tmp
     assert plain_keys
     assert not any(key.startswith(WRAPPED_PREFIX) for key in plain_keys)
 
-    backend = Services(Settings(database_url=f"sqlite:///{store}", files_dir=tmp_path / "files"))
+    services = Services(Settings(database_url=f"sqlite:///{store}", files_dir=tmp_path / "files"))
     try:
-        with backend.database.transaction(commit=False) as tx:
+        with services.database.transaction(commit=False) as tx:
             keys = [row["data_key"] for row in tx.execute("SELECT data_key FROM data_keys").fetchall()]
         assert len(keys) == len(plain_keys)
         assert all(key.startswith(WRAPPED_PREFIX) for key in keys)
         assert [k for k in plain_keys if k.encode() in sqlite_file_bytes(f"sqlite:///{store}")] == []
-        assert backend.workflows.data_keys.wrap_plain_keys() == 0
-        replay_from_scratch(backend)  # the old clear-text run events replay as they did
-        with TestClient(create_app(backend=backend)) as client:
+        assert services.workflows.data_keys.wrap_plain_keys() == 0
+        replay_from_scratch(services)  # the old clear-text run events replay as they did
+        with TestClient(create_app(services=services)) as client:
             api = Api(client, answers["key"], "")
             for run_id in answers["runIds"]:
                 assert api.get("/runs/get", id=run_id).json() == answers["reads"][f"/runs/get?id={run_id}"]
@@ -277,11 +277,11 @@ def test_a_store_written_before_wrapping_is_migrated_and_its_runs_still_load(tmp
             for gone in (*answers["runIds"], new_run["id"]):
                 assert api.get("/runs/get", id=gone).status_code == 404
     finally:
-        backend.close()
+        services.close()
 
 
 def test_answers_kept_for_idempotency_keys_are_erased_with_their_workflow(
-    api: Api, backend: Services
+    api: Api, services: Services
 ) -> None:
     name, prompt = unique("idem-name"), unique("idem-prompt")
     create_body = {"name": name, "pipelineSteps": [{"type": "designer"}]}
@@ -293,7 +293,7 @@ def test_answers_kept_for_idempotency_keys_are_erased_with_their_workflow(
     assert started.status_code == 201, started.text
     replayed = api.post("/runs/start", run_body, headers={"Idempotency-Key": "start-1"})
     assert replayed.json() == started.json()
-    with backend.database.transaction(commit=False) as tx:
+    with services.database.transaction(commit=False) as tx:
         kept = b"".join(
             bytes(row["body"]) for row in tx.execute("SELECT body FROM idempotency_keys").fetchall()
         )
@@ -302,7 +302,7 @@ def test_answers_kept_for_idempotency_keys_are_erased_with_their_workflow(
 
     assert api.post("/workflows/permanent-delete", {"workflowId": workflow_id}).status_code == 200
 
-    stored = all_table_bytes(backend)
+    stored = all_table_bytes(services)
     assert name.encode() not in stored
     assert prompt.encode() not in stored
     assert api.post("/runs/start", run_body, headers={"Idempotency-Key": "start-1"}).status_code == 404

@@ -36,28 +36,28 @@ IMAGES = {
 }
 
 
-def stored_files(backend: Services) -> list[Path]:
+def stored_files(services: Services) -> list[Path]:
     """Every file kept in the content-addressed directory (temporary files excluded)."""
-    root = backend.files.files_dir
+    root = services.files.files_dir
     if not root.exists():
         return []
     return [path for path in root.rglob("*") if path.is_file() and path.parent.name != "tmp"]
 
 
-def temporary_files(backend: Services) -> list[Path]:
-    tmp = backend.files.files_dir / "tmp"
+def temporary_files(services: Services) -> list[Path]:
+    tmp = services.files.files_dir / "tmp"
     return list(tmp.iterdir()) if tmp.exists() else []
 
 
-def file_rows(backend: Services) -> int:
-    with backend.database.transaction(commit=False) as tx:
+def file_rows(services: Services) -> int:
+    with services.database.transaction(commit=False) as tx:
         count: int = tx.execute("SELECT COUNT(*) AS n FROM files").fetchone()["n"]
     return count
 
 
 @pytest.mark.parametrize("kind", list(IMAGES))
 def test_each_image_format_uploads_without_an_api_key(
-    api: Api, client: TestClient[Any], backend: Services, kind: str
+    api: Api, client: TestClient[Any], services: Services, kind: str
 ) -> None:
     content, media_type = IMAGES[kind]
     url = upload_url(api)
@@ -75,10 +75,10 @@ def test_each_image_format_uploads_without_an_api_key(
         "sha256": digest,
     }
     assert body["storageId"].startswith("img_")
-    kept = backend.files.files_dir / digest[:2] / digest
+    kept = services.files.files_dir / digest[:2] / digest
     assert kept.read_bytes() == content
-    assert temporary_files(backend) == []
-    backend.files.check_reference_images(api.project_id, [body["storageId"]])
+    assert temporary_files(services) == []
+    services.files.check_reference_images(api.project_id, [body["storageId"]])
 
 
 def test_upload_url_answers_an_expiry_fifteen_minutes_ahead(api: Api) -> None:
@@ -100,9 +100,9 @@ def test_upload_urls_are_distinct_and_unguessable(api: Api) -> None:
     assert all(len(url.rsplit("/", 1)[1]) >= 43 for url in urls)
 
 
-def test_only_the_token_hash_is_stored(api: Api, backend: Services) -> None:
+def test_only_the_token_hash_is_stored(api: Api, services: Services) -> None:
     token = upload_url(api).rsplit("/", 1)[1]
-    with backend.database.transaction(commit=False) as tx:
+    with services.database.transaction(commit=False) as tx:
         hashes = [row["token_hash"] for row in tx.execute("SELECT token_hash FROM upload_slots").fetchall()]
     assert token not in hashes
     assert hashlib.sha256(token.encode()).hexdigest() in hashes
@@ -137,7 +137,7 @@ def test_the_content_decides_the_type_not_the_header(api: Api, client: TestClien
 
 
 def test_a_non_image_with_an_image_header_is_415_and_stores_nothing(
-    api: Api, client: TestClient[Any], backend: Services
+    api: Api, client: TestClient[Any], services: Services
 ) -> None:
     url = upload_url(api)
     for content in (
@@ -149,34 +149,34 @@ def test_a_non_image_with_an_image_header_is_415_and_stores_nothing(
         response = send(client, url, content, "image/png")
         assert response.status_code == 415, response.text
         assert response.json()["status"] == 415
-    assert stored_files(backend) == []
-    assert temporary_files(backend) == []
-    assert file_rows(backend) == 0
+    assert stored_files(services) == []
+    assert temporary_files(services) == []
+    assert file_rows(services) == 0
     # A refused body does not use the URL up: the right file can still be sent to it.
     assert send(client, url, PNG).status_code == 200
 
 
 def test_bytes_not_matching_the_requested_content_type_are_415(
-    api: Api, client: TestClient[Any], backend: Services
+    api: Api, client: TestClient[Any], services: Services
 ) -> None:
     url = upload_url(api, {"contentType": "image/png"})
     response = send(client, url, GIF89, "image/png")
     assert response.status_code == 415, response.text
-    assert file_rows(backend) == 0
-    assert stored_files(backend) == []
+    assert file_rows(services) == 0
+    assert stored_files(services) == []
     assert send(client, url, PNG).status_code == 200
 
 
 def test_an_oversized_upload_is_413_and_stores_nothing(
-    api: Api, client: TestClient[Any], backend: Services
+    api: Api, client: TestClient[Any], services: Services
 ) -> None:
     url = upload_url(api)
     response = send(client, url, PNG + b"\x00" * (MAX_UPLOAD_BYTES + 1 - len(PNG)))
     assert response.status_code == 413, response.text
     assert response.json()["status"] == 413
-    assert stored_files(backend) == []
-    assert temporary_files(backend) == []
-    assert file_rows(backend) == 0
+    assert stored_files(services) == []
+    assert temporary_files(services) == []
+    assert file_rows(services) == 0
 
 
 def test_exactly_ten_mebibytes_is_accepted(api: Api, client: TestClient[Any]) -> None:
@@ -185,7 +185,7 @@ def test_exactly_ten_mebibytes_is_accepted(api: Api, client: TestClient[Any]) ->
     assert response.json()["size"] == MAX_UPLOAD_BYTES
 
 
-def test_a_used_url_is_409(api: Api, client: TestClient[Any], backend: Services) -> None:
+def test_a_used_url_is_409(api: Api, client: TestClient[Any], services: Services) -> None:
     url = upload_url(api)
     first = send(client, url, PNG)
     assert first.status_code == 200
@@ -194,25 +194,25 @@ def test_a_used_url_is_409(api: Api, client: TestClient[Any], backend: Services)
 
     assert again.status_code == 409, again.text
     assert "already been used" in again.json()["detail"]
-    assert file_rows(backend) == 1
+    assert file_rows(services) == 1
 
 
-def test_an_expired_url_is_409(api: Api, client: TestClient[Any], backend: Services) -> None:
+def test_an_expired_url_is_409(api: Api, client: TestClient[Any], services: Services) -> None:
     url = upload_url(api)
-    backend.files.clock = lambda: utc_now() + timedelta(minutes=15, seconds=1)
+    services.files.clock = lambda: utc_now() + timedelta(minutes=15, seconds=1)
 
     response = send(client, url, PNG)
 
     assert response.status_code == 409, response.text
     assert "expired" in response.json()["detail"]
-    assert file_rows(backend) == 0
+    assert file_rows(services) == 0
 
 
 def test_a_url_still_works_just_before_it_expires(
-    api: Api, client: TestClient[Any], backend: Services
+    api: Api, client: TestClient[Any], services: Services
 ) -> None:
     url = upload_url(api)
-    backend.files.clock = lambda: utc_now() + timedelta(minutes=14, seconds=50)
+    services.files.clock = lambda: utc_now() + timedelta(minutes=14, seconds=50)
     assert send(client, url, PNG).status_code == 200
 
 
@@ -224,7 +224,7 @@ def test_an_unknown_url_is_404(client: TestClient[Any], token: str) -> None:
 
 
 def test_a_url_from_a_revoked_key_still_works_as_its_own_credential(
-    api: Api, client: TestClient[Any], backend: Services
+    api: Api, client: TestClient[Any], services: Services
 ) -> None:
     """The URL is the credential, and the upload route never looks at an API key."""
     url = upload_url(api)
@@ -233,23 +233,23 @@ def test_a_url_from_a_revoked_key_still_works_as_its_own_credential(
 
 
 def test_the_same_bytes_twice_share_one_file_but_get_two_ids(
-    api: Api, other_api: Api, client: TestClient[Any], backend: Services
+    api: Api, other_api: Api, client: TestClient[Any], services: Services
 ) -> None:
     first = send(client, upload_url(api), PNG).json()
     second = send(client, upload_url(other_api), PNG).json()
     assert first["storageId"] != second["storageId"]
     assert first["sha256"] == second["sha256"]
-    assert len(stored_files(backend)) == 1
-    backend.files.check_reference_images(api.project_id, [first["storageId"]])
-    backend.files.check_reference_images(other_api.project_id, [second["storageId"]])
+    assert len(stored_files(services)) == 1
+    services.files.check_reference_images(api.project_id, [first["storageId"]])
+    services.files.check_reference_images(other_api.project_id, [second["storageId"]])
 
 
 def test_reference_images_must_be_this_projects_images(
-    api: Api, other_api: Api, client: TestClient[Any], backend: Services
+    api: Api, other_api: Api, client: TestClient[Any], services: Services
 ) -> None:
     mine = send(client, upload_url(api), PNG).json()["storageId"]
     theirs = send(client, upload_url(other_api), JPEG, "image/jpeg").json()["storageId"]
-    files = backend.files
+    files = services.files
 
     files.check_reference_images(api.project_id, [])
     files.check_reference_images(api.project_id, [mine, mine])
@@ -266,21 +266,21 @@ def test_reference_images_must_be_this_projects_images(
     )
 
 
-def test_a_stored_file_that_is_not_an_image_is_not_a_reference_image(api: Api, backend: Services) -> None:
-    with backend.database.transaction() as tx:
+def test_a_stored_file_that_is_not_an_image_is_not_a_reference_image(api: Api, services: Services) -> None:
+    with services.database.transaction() as tx:
         tx.execute(
             "INSERT INTO files (storage_id, project_id, sha256, content_type, size, created_at)"
             " VALUES (?, ?, ?, ?, ?, ?)",
             ("file_notes", api.project_id, "0" * 64, "text/plain", 3, "2026-11-28T00:00:00.000000Z"),
         )
     with pytest.raises(InvalidInput, match="not an image") as error:
-        backend.files.check_reference_images(api.project_id, ["file_notes"])
+        services.files.check_reference_images(api.project_id, ["file_notes"])
     assert error.value.field == "referenceImageIds[0]"
 
 
-def test_two_concurrent_uploads_to_one_url_cannot_both_succeed(api: Api, backend: Services) -> None:
+def test_two_concurrent_uploads_to_one_url_cannot_both_succeed(api: Api, services: Services) -> None:
     token = upload_url(api).rsplit("/", 1)[1]
-    files = backend.files
+    files = services.files
     barrier = threading.Barrier(2)
     results: list[StoredFile | Exception] = []
 
@@ -303,13 +303,13 @@ def test_two_concurrent_uploads_to_one_url_cannot_both_succeed(api: Api, backend
 
     assert sorted(type(result).__name__ for result in results) == ["Conflict", "StoredFile"]
     assert any(isinstance(result, Conflict) for result in results)
-    assert file_rows(backend) == 1
-    assert len(stored_files(backend)) == 1
-    assert temporary_files(backend) == []
+    assert file_rows(services) == 1
+    assert len(stored_files(services)) == 1
+    assert temporary_files(services) == []
 
 
 def test_the_body_is_streamed_in_chunks_and_an_oversized_one_is_cut_off_early(
-    api: Api, backend: Services, monkeypatch: pytest.MonkeyPatch
+    api: Api, services: Services, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """Drive the ASGI app directly, so the body arrives in chunks without a Content-Length."""
     token = upload_url(api).rsplit("/", 1)[1]
@@ -323,7 +323,7 @@ def test_the_body_is_streamed_in_chunks_and_an_oversized_one_is_cut_off_early(
         original_write(self, data)
 
     monkeypatch.setattr(Incoming, "write", recording_write)
-    app = create_app(backend=backend)
+    app = create_app(services=services)
     sent_chunks = 0
     answer: list[dict[str, Any]] = []
 
@@ -356,5 +356,5 @@ def test_the_body_is_streamed_in_chunks_and_an_oversized_one_is_cut_off_early(
     assert answer[0]["status"] == 413
     assert max(written) <= chunk
     assert sent_chunks <= MAX_UPLOAD_BYTES // chunk + 1
-    assert file_rows(backend) == 0
-    assert temporary_files(backend) == []
+    assert file_rows(services) == 0
+    assert temporary_files(services) == []

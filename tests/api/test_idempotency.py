@@ -17,8 +17,9 @@ from composition.services import Services
 from composition.settings import Settings
 from store.idempotency import PENDING_SECONDS, Fingerprint, IdempotencyRecords
 from tests.support.client import Api
+from tests.support.data import STEPS
 
-BODY = {"name": "Release hardening", "pipelineSteps": [{"type": "designer", "cliId": "claude"}]}
+BODY = {"name": "Release hardening", "pipelineSteps": STEPS}
 CREATE = "/workflows/create"
 
 
@@ -33,13 +34,13 @@ def listed(api: Api) -> list[dict[str, Any]]:
     return items
 
 
-def backdate(backend: Services, seconds: float) -> None:
-    with backend.database.transaction() as tx:
+def backdate(services: Services, seconds: float) -> None:
+    with services.database.transaction() as tx:
         tx.execute("UPDATE idempotency_keys SET created_at = created_at - ?", (seconds,))
 
 
-def record_count(backend: Services) -> int:
-    with backend.database.transaction(commit=False) as tx:
+def record_count(services: Services) -> int:
+    with services.database.transaction(commit=False) as tx:
         row = tx.execute("SELECT COUNT(*) AS n FROM idempotency_keys").fetchone()
     return int(row["n"])
 
@@ -135,11 +136,11 @@ def test_a_repeat_without_a_valid_key_is_401_never_a_replay(api: Api, authorizat
     assert "idempotent-replayed" not in response.headers
 
 
-def test_a_revoked_key_gets_401_not_the_replay(api: Api, backend: Services) -> None:
+def test_a_revoked_key_gets_401_not_the_replay(api: Api, services: Services) -> None:
     assert api.post(CREATE, BODY, keyed("revoked")).status_code == 201
-    for key in backend.accounts.list_keys():
+    for key in services.accounts.list_keys():
         if key.project_id == api.project_id:
-            backend.accounts.revoke_key(key.key_id)
+            services.accounts.revoke_key(key.key_id)
     assert api.post(CREATE, BODY, keyed("revoked")).status_code == 401
 
 
@@ -167,15 +168,17 @@ def test_a_repeated_delete_answers_its_first_success(api: Api) -> None:
     assert again.content == first.content
 
 
-def test_a_5xx_answer_is_not_remembered(api: Api, backend: Services, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_5xx_answer_is_not_remembered(
+    api: Api, services: Services, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """The retry of a request that failed on the server runs again, and succeeds."""
-    real_create = backend.workflows.create_workflow
+    real_create = services.workflows.create_workflow
 
     def fail_once(*args: Any, **kwargs: Any) -> Any:
-        monkeypatch.setattr(backend.workflows, "create_workflow", real_create)
+        monkeypatch.setattr(services.workflows, "create_workflow", real_create)
         raise RuntimeError("the server broke")
 
-    monkeypatch.setattr(backend.workflows, "create_workflow", fail_once)
+    monkeypatch.setattr(services.workflows, "create_workflow", fail_once)
     failed = api.post(CREATE, BODY, keyed("flaky"))
     retried = api.post(CREATE, BODY, keyed("flaky"))
 
@@ -195,16 +198,16 @@ def test_a_400_for_the_body_does_not_hide_a_later_valid_key_use(api: Api) -> Non
 
 
 @pytest.mark.sqlite_only
-def test_a_body_over_the_limit_is_413_and_claims_nothing(api: Api, backend: Services) -> None:
+def test_a_body_over_the_limit_is_413_and_claims_nothing(api: Api, services: Services) -> None:
     huge = {**BODY, "description": "x" * (3 * 1024 * 1024)}
     response = api.post(CREATE, huge, keyed("huge"))
     assert response.status_code == 413
-    assert record_count(backend) == 0
+    assert record_count(services) == 0
 
 
-def test_a_record_older_than_24_hours_is_ignored(api: Api, backend: Services) -> None:
+def test_a_record_older_than_24_hours_is_ignored(api: Api, services: Services) -> None:
     first = api.post(CREATE, BODY, keyed("old"))
-    backdate(backend, 24 * 60 * 60 + 60)
+    backdate(services, 24 * 60 * 60 + 60)
     later = api.post(CREATE, BODY, keyed("old"))
     again = api.post(CREATE, BODY, keyed("old"))
 
@@ -214,15 +217,15 @@ def test_a_record_older_than_24_hours_is_ignored(api: Api, backend: Services) ->
     assert len(listed(api)) == 2
 
 
-def test_expired_records_are_purged(api: Api, backend: Services) -> None:
+def test_expired_records_are_purged(api: Api, services: Services) -> None:
     api.post(CREATE, BODY, keyed("to-purge"))
-    backdate(backend, 24 * 60 * 60 + 60)
+    backdate(services, 24 * 60 * 60 + 60)
     api.post(CREATE, BODY, keyed("kept"))
     # A new process purges on its first keyed request.
-    with TestClient(create_app(backend=backend)) as client:
+    with TestClient(create_app(services=services)) as client:
         again = Api(client, api.key, api.project_id)
         assert again.post(CREATE, {**BODY, "name": "Another"}, keyed("trigger")).status_code == 201
-    with backend.database.transaction(commit=False) as tx:
+    with services.database.transaction(commit=False) as tx:
         keys = {
             row["idempotency_key"]
             for row in tx.execute("SELECT idempotency_key FROM idempotency_keys").fetchall()
@@ -230,11 +233,11 @@ def test_expired_records_are_purged(api: Api, backend: Services) -> None:
     assert keys == {"kept", "trigger"}
 
 
-def pending_claim(backend: Services, api: Api, key: str) -> None:
+def pending_claim(services: Services, api: Api, key: str) -> None:
     """What a request that is still running (or crashed) leaves behind: a claim with no answer."""
     body = json.dumps(BODY).encode()
     fingerprint = Fingerprint(f"/api/v1{CREATE}", hashlib.sha256(body).hexdigest())
-    IdempotencyRecords(backend.database, backend.workflows.data_keys).claim(
+    IdempotencyRecords(services.database, services.workflows.data_keys).claim(
         f"project:{api.project_id}", key, fingerprint
     )
 
@@ -245,10 +248,10 @@ def post_raw(api: Api, key: str) -> Any:
 
 
 def test_a_repeat_of_a_request_still_running_is_409_in_progress(
-    api: Api, backend: Services, monkeypatch: pytest.MonkeyPatch
+    api: Api, services: Services, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setattr(middleware, "WAIT_SECONDS", 0.2)
-    pending_claim(backend, api, "running")
+    pending_claim(services, api, "running")
 
     response = post_raw(api, "running")
 
@@ -258,10 +261,10 @@ def test_a_repeat_of_a_request_still_running_is_409_in_progress(
     assert listed(api) == []
 
 
-def test_an_abandoned_claim_expires(api: Api, backend: Services, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_an_abandoned_claim_expires(api: Api, services: Services, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(middleware, "WAIT_SECONDS", 0.2)
-    pending_claim(backend, api, "crashed")
-    backdate(backend, PENDING_SECONDS + 1)
+    pending_claim(services, api, "crashed")
+    backdate(services, PENDING_SECONDS + 1)
 
     response = post_raw(api, "crashed")
     again = post_raw(api, "crashed")
@@ -282,22 +285,22 @@ def test_simultaneous_repeats_store_one_workflow_and_answer_alike(api: Api) -> N
 
 def test_a_restarted_service_replays_from_the_store(database_url: str, tmp_path: Path) -> None:
     settings = Settings(database_url=database_url, files_dir=tmp_path / "files")
-    first_backend = Services(settings)
-    project = first_backend.accounts.create_project("restart")
-    with TestClient(create_app(backend=first_backend)) as client:
+    first_services = Services(settings)
+    project = first_services.accounts.create_project("restart")
+    with TestClient(create_app(services=first_services)) as client:
         first = Api(client, project.secret, project.project_id).post(CREATE, BODY, keyed("restart"))
-    first_backend.close()
+    first_services.close()
 
-    second_backend = Services(settings)
+    second_services = Services(settings)
     try:
-        with TestClient(create_app(backend=second_backend)) as client:
+        with TestClient(create_app(services=second_services)) as client:
             api = Api(client, project.secret, project.project_id)
             again = api.post(CREATE, BODY, keyed("restart"))
             assert again.status_code == 201
             assert again.content == first.content
             assert len(listed(api)) == 1
     finally:
-        second_backend.close()
+        second_services.close()
 
 
 def test_every_api_post_declares_the_header_in_openapi(client: TestClient[Any]) -> None:

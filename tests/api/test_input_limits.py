@@ -8,8 +8,7 @@ from typing import Any
 import pytest
 
 from tests.support.client import Api
-
-STEP = {"type": "designer", "cliId": "claude"}
+from tests.support.data import STEP
 
 
 def assert_nothing_stored(api: Api) -> None:

@@ -17,8 +17,8 @@ import pytest
 from api.json_limits import MAX_CONTAINERS, MAX_DEPTH, MAX_MEMBERS, structure_outside_strings
 from composition.services import Services
 from tests.support.client import Api
+from tests.support.data import STEP
 
-STEP = {"type": "designer", "cliId": "claude"}
 NUL = "\u0000"
 
 
@@ -35,8 +35,8 @@ def run(api: Api, workflow: dict[str, Any]) -> dict[str, Any]:
     return started
 
 
-def head(backend: Services) -> int:
-    return backend.workflows.recorder.max_notification_id() or 0
+def head(services: Services) -> int:
+    return services.workflows.recorder.max_notification_id() or 0
 
 
 def raw_post(api: Api, path: str, body: bytes) -> Any:
@@ -83,17 +83,17 @@ def link_report(kind: str, key: str) -> dict[str, Any]:
 @pytest.mark.sqlite_only
 def test_a_nul_in_a_run_report_is_400_and_stores_nothing(
     api: Api,
-    backend: Services,
+    services: Services,
     workflow: dict[str, Any],
     run: dict[str, Any],
     body: dict[str, Any],
     field: str,
 ) -> None:
-    before = head(backend)
+    before = head(services)
     response = api.post("/runs/report", {"runId": run["id"], **body})
     assert_problem(response, 400, field)
     assert "U+0000" in response.json()["errors"][0]["message"]
-    assert head(backend) == before
+    assert head(services) == before
     assert api.get("/runs/get", id=run["id"]).json() == run
     assert_still_serving(api, workflow["id"])
     assert api.post("/runs/report", {"runId": run["id"], "status": "running"}).status_code == 200
@@ -134,11 +134,11 @@ def test_a_nul_in_a_run_report_is_400_and_stores_nothing(
 )
 @pytest.mark.sqlite_only
 def test_a_nul_in_a_workflow_body_is_400_naming_the_field(
-    api: Api, backend: Services, body: dict[str, Any], field: str
+    api: Api, services: Services, body: dict[str, Any], field: str
 ) -> None:
-    before = head(backend)
+    before = head(services)
     assert_problem(api.post("/workflows/create", body), 400, field)
-    assert head(backend) == before
+    assert head(services) == before
     assert api.get("/workflows/list").json()["items"] == []
 
 
@@ -155,11 +155,11 @@ def test_a_nul_in_a_workflow_body_is_400_naming_the_field(
 )
 @pytest.mark.sqlite_only
 def test_a_nul_in_any_write_is_400(
-    api: Api, backend: Services, workflow: dict[str, Any], path: str, body: dict[str, Any], field: str
+    api: Api, services: Services, workflow: dict[str, Any], path: str, body: dict[str, Any], field: str
 ) -> None:
-    before = head(backend)
+    before = head(services)
     assert_problem(api.post(path, {"workflowId": workflow["id"], **body}), 400, field)
-    assert head(backend) == before
+    assert head(services) == before
     assert_still_serving(api, workflow["id"])
 
 
@@ -214,11 +214,11 @@ def test_an_escaped_backslash_before_u0000_is_not_a_nul(api: Api) -> None:
     ],
 )
 def test_a_run_id_where_a_workflow_id_belongs_is_404(
-    api: Api, backend: Services, run: dict[str, Any], path: str, body: dict[str, Any]
+    api: Api, services: Services, run: dict[str, Any], path: str, body: dict[str, Any]
 ) -> None:
-    before = head(backend)
+    before = head(services)
     assert_problem(api.post(path, {"workflowId": run["id"], **body}), 404)
-    assert head(backend) == before
+    assert head(services) == before
     assert api.get("/runs/get", id=run["id"]).json() == run
 
 
@@ -246,11 +246,11 @@ def test_reading_a_run_id_as_a_workflow_is_404(api: Api, run: dict[str, Any], pa
     [("/runs/report", {"status": "running"}), ("/runs/cancel", {})],
 )
 def test_a_workflow_id_where_a_run_id_belongs_is_404(
-    api: Api, backend: Services, workflow: dict[str, Any], path: str, body: dict[str, Any]
+    api: Api, services: Services, workflow: dict[str, Any], path: str, body: dict[str, Any]
 ) -> None:
-    before = head(backend)
+    before = head(services)
     assert_problem(api.post(path, {"runId": workflow["id"], **body}), 404)
-    assert head(backend) == before
+    assert head(services) == before
     assert_problem(api.get("/runs/get", id=workflow["id"]), 404)
 
 
@@ -282,13 +282,13 @@ def test_bulk_delete_with_a_run_id_deletes_the_rest_and_reports_not_found(
 @pytest.mark.sqlite_only
 @pytest.mark.parametrize("bad", [f"x{NUL}", "x" * 201, 7, None])
 def test_bulk_delete_with_a_malformed_id_changes_nothing(
-    api: Api, backend: Services, workflow: dict[str, Any], bad: Any
+    api: Api, services: Services, workflow: dict[str, Any], bad: Any
 ) -> None:
-    before = head(backend)
+    before = head(services)
     assert_problem(
         api.post("/workflows/bulk-delete", {"workflowIds": [workflow["id"], bad]}), 400, "workflowIds[1]"
     )
-    assert head(backend) == before
+    assert head(services) == before
     assert api.get("/workflows/get", id=workflow["id"]).json()["deletedAt"] is None
 
 
@@ -315,11 +315,11 @@ def test_graph_data_may_nest_up_to_64_levels_in_all(api: Api) -> None:
 
 @pytest.mark.sqlite_only
 @pytest.mark.parametrize("depth", [MAX_DEPTH - 3, 1_000, 100_000])
-def test_json_nested_deeper_than_64_is_400(api: Api, backend: Services, depth: int) -> None:
-    before = head(backend)
+def test_json_nested_deeper_than_64_is_400(api: Api, services: Services, depth: int) -> None:
+    before = head(services)
     body = json.dumps(graph_body(None)).replace("null", "[" * depth + "]" * depth)
     assert_problem(raw_post(api, "/workflows/create", body.encode()), 400, "body")
-    assert head(backend) == before
+    assert head(services) == before
 
 
 @pytest.mark.sqlite_only
@@ -336,12 +336,12 @@ def test_brackets_and_quotes_inside_strings_do_not_count_as_nesting(api: Api) ->
 
 
 @pytest.mark.sqlite_only
-def test_a_body_of_many_tiny_arrays_is_400(api: Api, backend: Services) -> None:
-    before = head(backend)
+def test_a_body_of_many_tiny_arrays_is_400(api: Api, services: Services) -> None:
+    before = head(services)
     body = json.dumps(graph_body([[]] * MAX_CONTAINERS), separators=(",", ":"))
     assert len(body) < 2 * 1024 * 1024
     assert_problem(raw_post(api, "/workflows/create", body.encode()), 400, "body")
-    assert head(backend) == before
+    assert head(services) == before
 
 
 @pytest.mark.sqlite_only
@@ -530,7 +530,7 @@ def test_malformed_utf8_in_a_query_is_not_a_server_error(api: Api, query: str) -
     "body", [b"null", b"[]", b'"text"', b"7", b"\xef\xbb\xbf{}", b"{} {}", b'{"name": "\\ud800"}', b"\xff"]
 )
 @pytest.mark.sqlite_only
-def test_bodies_that_are_no_object_are_400(api: Api, backend: Services, body: bytes) -> None:
-    before = head(backend)
+def test_bodies_that_are_no_object_are_400(api: Api, services: Services, body: bytes) -> None:
+    before = head(services)
     assert_problem(raw_post(api, "/workflows/create", body), 400)
-    assert head(backend) == before
+    assert head(services) == before

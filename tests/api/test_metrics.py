@@ -66,11 +66,11 @@ def test_requests_are_counted_by_route_template_and_status(client: TestClient[An
 
 
 def test_answers_no_route_matched_and_answers_the_rate_limit_gave_are_counted_as_sent(
-    backend: Services, monkeypatch: pytest.MonkeyPatch
+    services: Services, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv("WFS_RATE_LIMIT", "2")  # read when the app is made
-    key = backend.accounts.create_project("limited").secret
-    with TestClient(create_app(backend=backend)) as client:
+    key = services.accounts.create_project("limited").secret
+    with TestClient(create_app(services=services)) as client:
         before = scrape(client)
         stray = "/no/such/" + uuid.uuid4().hex
         assert client.get(stray).status_code == 404
@@ -111,27 +111,29 @@ def test_latency_is_a_histogram_per_route_and_status(client: TestClient[Any], ap
 
 
 def test_the_store_and_every_read_model_are_gauges_read_when_scraped(
-    backend: Services, client: TestClient[Any], api: Api
+    services: Services, client: TestClient[Any], api: Api
 ) -> None:
     api.create()
     samples = scrape(client)
     assert value(samples, "wfs_store_up") == 1
-    assert value(samples, "wfs_events_stored") == head(backend) > 0
+    assert value(samples, "wfs_events_stored") == head(services) > 0
     assert value(samples, "wfs_read_model_skipped_events") == 0
-    for view, position in backend.projector.positions().items():
-        assert value(samples, "wfs_read_model_position", view=view) == position == head(backend)
+    for view, position in services.projector.positions().items():
+        assert value(samples, "wfs_read_model_position", view=view) == position == head(services)
         assert value(samples, "wfs_read_model_lag_events", view=view) == 0
         assert value(samples, "wfs_read_model_lag_seconds", view=view) == 0
 
 
 def test_events_the_views_have_not_applied_show_as_lag(
-    backend: Services, client: TestClient[Any], api: Api, monkeypatch: pytest.MonkeyPatch
+    services: Services, client: TestClient[Any], api: Api, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     api.create()
-    applied = head(backend)
-    backend.stop_following()  # its follower (or leader) must not move a view behind the test's back
-    monkeypatch.setattr(backend.projector, "catch_up", lambda *_, **__: None)  # the service's catch-up paused
-    other = Services(backend.settings, create_tables=False)
+    applied = head(services)
+    services.stop_following()  # its follower (or leader) must not move a view behind the test's back
+    monkeypatch.setattr(
+        services.projector, "catch_up", lambda *_, **__: None
+    )  # the service's catch-up paused
+    other = Services(services.settings, create_tables=False)
     try:
         for name in ("one", "two"):
             content = WorkflowContent.from_data({"name": name, "pipelineSteps": STEPS})
@@ -141,7 +143,7 @@ def test_events_the_views_have_not_applied_show_as_lag(
 
     samples = scrape(client)
     assert value(samples, "wfs_events_stored") == applied + 2
-    views = backend.projector.positions()
+    views = services.projector.positions()
     for view in views:
         assert value(samples, "wfs_read_model_position", view=view) == applied
         assert value(samples, "wfs_read_model_lag_events", view=view) == 2

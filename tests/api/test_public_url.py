@@ -14,9 +14,8 @@ from litestar.testing import TestClient
 from api.app import create_app
 from composition.services import Services
 from composition.settings import LOOPBACK_HOSTS, Settings
+from tests.support.data import PNG
 from tests.support.servers import start_server, stop_server
-
-PNG = b"\x89PNG\r\n\x1a\n" + b"\x00\x00\x00\rIHDR\x00\x00\x00\x01\x00\x00\x00\x01\x08\x06\x00\x00\x00"
 
 Connect = Callable[..., TestClient[Any]]
 """Builds the real app over the store under test with the given settings; returns a keyed client."""
@@ -24,22 +23,22 @@ Connect = Callable[..., TestClient[Any]]
 
 @pytest.fixture
 def connect(database_url: str, tmp_path: Path) -> Iterator[Connect]:
-    backends: list[Services] = []
+    built: list[Services] = []
     clients: list[TestClient[Any]] = []
 
     def make(**settings: Any) -> TestClient[Any]:
-        backend = Services(Settings(database_url=database_url, files_dir=tmp_path / "files", **settings))
-        backends.append(backend)
-        client = TestClient(create_app(backend=backend), base_url="http://127.0.0.1:8000")
+        services = Services(Settings(database_url=database_url, files_dir=tmp_path / "files", **settings))
+        built.append(services)
+        client = TestClient(create_app(services=services), base_url="http://127.0.0.1:8000")
         clients.append(client.__enter__())
-        client.headers["Authorization"] = f"Bearer {backend.accounts.create_project('p').secret}"
+        client.headers["Authorization"] = f"Bearer {services.accounts.create_project('p').secret}"
         return client
 
     yield make
     for client in clients:
         client.__exit__(None, None, None)
-    for backend in backends:
-        backend.close()
+    for services in built:
+        services.close()
 
 
 def ask(client: TestClient[Any], host: str | None = None) -> httpx.Response:

@@ -18,25 +18,25 @@ from tests.support.client import Api
 LIMIT = 3
 
 
-def limited_client(backend: Services, rate_limit: int) -> TestClient[Any]:
-    return TestClient(create_app(dataclasses.replace(Settings(), rate_limit=rate_limit), backend=backend))
+def limited_client(services: Services, rate_limit: int) -> TestClient[Any]:
+    return TestClient(create_app(dataclasses.replace(Settings(), rate_limit=rate_limit), services=services))
 
 
 @pytest.fixture
-def limited(backend: Services) -> Iterator[TestClient[Any]]:
-    with limited_client(backend, LIMIT) as client:
+def limited(services: Services) -> Iterator[TestClient[Any]]:
+    with limited_client(services, LIMIT) as client:
         yield client
 
 
-def caller(backend: Services, client: TestClient[Any], name: str = "tests") -> Api:
-    new = backend.accounts.create_project(name)
+def caller(services: Services, client: TestClient[Any], name: str = "tests") -> Api:
+    new = services.accounts.create_project(name)
     return Api(client, new.secret, new.project_id)
 
 
 def test_the_request_past_the_limit_is_429_with_retry_after(
-    backend: Services, limited: TestClient[Any]
+    services: Services, limited: TestClient[Any]
 ) -> None:
-    api = caller(backend, limited)
+    api = caller(services, limited)
     for remaining in range(LIMIT - 1, -1, -1):
         allowed = api.get("/workflows/list")
         assert allowed.status_code == 200, allowed.text
@@ -56,19 +56,19 @@ def test_the_request_past_the_limit_is_429_with_retry_after(
     assert api.get("/workflows/list").status_code == 429
 
 
-def test_a_refused_write_stores_nothing(backend: Services, limited: TestClient[Any]) -> None:
-    api = caller(backend, limited)
+def test_a_refused_write_stores_nothing(services: Services, limited: TestClient[Any]) -> None:
+    api = caller(services, limited)
     body = {"name": "kept out", "pipelineSteps": [{"type": "designer"}]}
     statuses = [api.post("/workflows/create", body).status_code for _ in range(LIMIT + 2)]
     assert statuses == [201] * LIMIT + [429, 429]
-    reader = backend.accounts.create_key(api.project_id, "reader", "read")
+    reader = services.accounts.create_key(api.project_id, "reader", "read")
     listed = Api(limited, reader.secret, api.project_id).get("/workflows/list").json()["items"]
     assert len(listed) == LIMIT
 
 
-def test_another_key_is_unaffected(backend: Services, limited: TestClient[Any]) -> None:
-    busy, other = caller(backend, limited, "busy"), caller(backend, limited, "other")
-    second_key = backend.accounts.create_key(busy.project_id, "second", "read")
+def test_another_key_is_unaffected(services: Services, limited: TestClient[Any]) -> None:
+    busy, other = caller(services, limited, "busy"), caller(services, limited, "other")
+    second_key = services.accounts.create_key(busy.project_id, "second", "read")
     same_project = Api(limited, second_key.secret, busy.project_id)
     for _ in range(LIMIT):
         assert busy.get("/workflows/list").status_code == 200
@@ -79,15 +79,15 @@ def test_another_key_is_unaffected(backend: Services, limited: TestClient[Any]) 
         assert answered.headers["ratelimit-remaining"] == str(LIMIT - 1)
 
 
-def test_an_idempotent_replay_counts(backend: Services, limited: TestClient[Any]) -> None:
-    api = caller(backend, limited)
+def test_an_idempotent_replay_counts(services: Services, limited: TestClient[Any]) -> None:
+    api = caller(services, limited)
     body = {"name": "once", "pipelineSteps": [{"type": "designer"}]}
     answers = [api.post("/workflows/create", body, {"Idempotency-Key": "same"}) for _ in range(LIMIT + 1)]
     assert [a.status_code for a in answers] == [201] * LIMIT + [429]
     assert "idempotent-replayed" not in answers[-1].headers
 
 
-def test_unknown_keys_are_401_however_often_they_call(backend: Services, limited: TestClient[Any]) -> None:
+def test_unknown_keys_are_401_however_often_they_call(services: Services, limited: TestClient[Any]) -> None:
     for _ in range(LIMIT + 2):
         response = limited.get("/api/v1/workflows/list", headers={"Authorization": "Bearer wfs_nobody"})
         assert response.status_code == 401
@@ -95,7 +95,7 @@ def test_unknown_keys_are_401_however_often_they_call(backend: Services, limited
 
 
 def test_health_ready_and_the_openapi_document_are_not_limited(
-    backend: Services, limited: TestClient[Any]
+    services: Services, limited: TestClient[Any]
 ) -> None:
     for _ in range(LIMIT + 2):
         for path in ("/health", "/ready", "/schema/openapi.json"):
@@ -104,9 +104,9 @@ def test_health_ready_and_the_openapi_document_are_not_limited(
             assert "ratelimit-limit" not in response.headers
 
 
-def test_zero_turns_the_limit_off(backend: Services) -> None:
-    with limited_client(backend, 0) as client:
-        api = caller(backend, client)
+def test_zero_turns_the_limit_off(services: Services) -> None:
+    with limited_client(services, 0) as client:
+        api = caller(services, client)
         for _ in range(LIMIT * 3):
             response = api.get("/workflows/list")
             assert response.status_code == 200

@@ -24,18 +24,18 @@ ROUNDING = 1e-3
 
 
 @pytest.fixture
-def elsewhere(backend: Services) -> Iterator[Services]:
-    """Another process's backend over the same store: the service learns of its writes only by catching up."""
-    other = Services(backend.settings, create_tables=False)
+def elsewhere(services: Services) -> Iterator[Services]:
+    """Another process's services over the same store: the service learns of its writes by catching up."""
+    other = Services(services.settings, create_tables=False)
     yield other
     other.close()
 
 
-def pause_catch_up(backend: Services, monkeypatch: pytest.MonkeyPatch) -> None:
+def pause_catch_up(services: Services, monkeypatch: pytest.MonkeyPatch) -> None:
     """The service's catch-up after its own writes does nothing until undone, and its follower is
     stopped (once a catch-up it had begun has ended), so no view moves behind the test's back."""
-    backend.stop_following()
-    monkeypatch.setattr(backend.projector, "catch_up", lambda *_, **__: None)
+    services.stop_following()
+    monkeypatch.setattr(services.projector, "catch_up", lambda *_, **__: None)
 
 
 def ready(client: TestClient[Any]) -> dict[str, Any]:
@@ -50,24 +50,28 @@ def write_behind(other: Services, project_id: str, name: str) -> Saved:
 
 
 def test_caught_up_every_view_is_at_the_head_with_no_lag(
-    backend: Services, client: TestClient[Any], api: Api
+    services: Services, client: TestClient[Any], api: Api
 ) -> None:
     api.create()
     body = ready(client)
     assert body["status"] == "ready"
-    assert body["head"] == head(backend) > 0
-    assert set(body["projections"]) == set(backend.projector.positions())
+    assert body["head"] == head(services) > 0
+    assert set(body["projections"]) == set(services.projector.positions())
     assert {"workflow_summary", "audit"} <= set(body["projections"])
     for view in body["projections"].values():
         assert view == {"position": body["head"], "lagEvents": 0, "lagSeconds": 0}
 
 
 def test_events_stored_behind_the_service_show_as_lag_in_events_and_seconds(
-    backend: Services, elsewhere: Services, client: TestClient[Any], api: Api, monkeypatch: pytest.MonkeyPatch
+    services: Services,
+    elsewhere: Services,
+    client: TestClient[Any],
+    api: Api,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     api.create()
-    pause_catch_up(backend, monkeypatch)
-    applied = head(backend)
+    pause_catch_up(services, monkeypatch)
+    applied = head(services)
     oldest = write_behind(elsewhere, api.project_id, "first unapplied")
     write_behind(elsewhere, api.project_id, "second unapplied")
 
@@ -76,7 +80,7 @@ def test_events_stored_behind_the_service_show_as_lag_in_events_and_seconds(
     after = datetime.now(UTC)
 
     assert body["status"] == "ready"  # within the bound
-    assert body["head"] == head(backend) == applied + 2
+    assert body["head"] == head(services) == applied + 2
     stored_at = oldest.workflow.created_on
     for view in body["projections"].values():
         assert view["position"] == applied
@@ -88,37 +92,49 @@ def test_events_stored_behind_the_service_show_as_lag_in_events_and_seconds(
 
 
 def test_each_view_shows_its_own_lag(
-    backend: Services, elsewhere: Services, client: TestClient[Any], api: Api, monkeypatch: pytest.MonkeyPatch
+    services: Services,
+    elsewhere: Services,
+    client: TestClient[Any],
+    api: Api,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     api.create()
-    pause_catch_up(backend, monkeypatch)
+    pause_catch_up(services, monkeypatch)
     write_behind(elsewhere, api.project_id, "unapplied")
-    catch_up(view_named(backend, "audit"))  # one view caught up, the others still behind
+    catch_up(view_named(services, "audit"))  # one view caught up, the others still behind
 
     views = ready(client)["projections"]
-    assert views["audit"] == {"position": head(backend), "lagEvents": 0, "lagSeconds": 0}
-    assert views["workflow_summary"]["position"] == head(backend) - 1
+    assert views["audit"] == {"position": head(services), "lagEvents": 0, "lagSeconds": 0}
+    assert views["workflow_summary"]["position"] == head(services) - 1
     assert views["workflow_summary"]["lagEvents"] == 1
     assert views["workflow_summary"]["lagSeconds"] > 0
 
 
 def test_once_caught_up_the_lag_is_gone(
-    backend: Services, elsewhere: Services, client: TestClient[Any], api: Api, monkeypatch: pytest.MonkeyPatch
+    services: Services,
+    elsewhere: Services,
+    client: TestClient[Any],
+    api: Api,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    pause_catch_up(backend, monkeypatch)
+    pause_catch_up(services, monkeypatch)
     write_behind(elsewhere, api.project_id, "unapplied")
     assert {view["lagEvents"] for view in ready(client)["projections"].values()} == {1}
     monkeypatch.undo()
 
-    backend.projector.catch_up()  # what the follower does every second
+    services.projector.catch_up()  # what the follower does every second
     for view in ready(client)["projections"].values():
         assert (view["lagEvents"], view["lagSeconds"]) == (0, 0)
 
 
 def test_beyond_the_bound_ready_is_unavailable_and_says_which_view_lags(
-    backend: Services, elsewhere: Services, client: TestClient[Any], api: Api, monkeypatch: pytest.MonkeyPatch
+    services: Services,
+    elsewhere: Services,
+    client: TestClient[Any],
+    api: Api,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    pause_catch_up(backend, monkeypatch)
+    pause_catch_up(services, monkeypatch)
     monkeypatch.setattr("api.readiness.READY_LAG_BOUND", 1)
     write_behind(elsewhere, api.project_id, "one")
     assert client.get("/ready").status_code == 200  # at the bound
@@ -131,7 +147,11 @@ def test_beyond_the_bound_ready_is_unavailable_and_says_which_view_lags(
 
 
 def test_a_skipped_event_stays_listed_beside_the_lag(
-    backend: Services, elsewhere: Services, client: TestClient[Any], api: Api, monkeypatch: pytest.MonkeyPatch
+    services: Services,
+    elsewhere: Services,
+    client: TestClient[Any],
+    api: Api,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     fail_on(
         monkeypatch,
@@ -142,8 +162,8 @@ def test_a_skipped_event_stays_listed_beside_the_lag(
     workflow_id = api.create()["id"]
     renamed = api.post("/workflows/rename", {"workflowId": workflow_id, "name": "skipped by one view"})
     assert renamed.status_code == 200, renamed.text
-    skipped_at = head(backend)
-    pause_catch_up(backend, monkeypatch)
+    skipped_at = head(services)
+    pause_catch_up(services, monkeypatch)
     write_behind(elsewhere, api.project_id, "unapplied")
 
     body = ready(client)

@@ -23,11 +23,10 @@ from composition.settings import MAX_BODY_BYTES
 from domain.request_context import current_request_id
 from domain.workflow_content import WorkflowContent
 from tests.support.client import Api, send
-from tests.support.data import PNG
+from tests.support.data import PNG, STEPS
 
 GENERATED = re.compile(r"[0-9a-f]{32}")
 TIME = re.compile(r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{3}Z")
-STEPS = [{"type": "designer", "cliId": "claude"}]
 
 
 def rid(response: Any) -> str:
@@ -40,10 +39,10 @@ def tagged(value: str) -> dict[str, str]:
     return {HEADER: value}
 
 
-def stored_request_ids(backend: Services, aggregate_id: str) -> list[str | None]:
+def stored_request_ids(services: Services, aggregate_id: str) -> list[str | None]:
     """What each stored event of the aggregate says caused it, read back through the store's mapper."""
-    mapper = backend.workflows.mapper
-    stored = backend.workflows.recorder.select_events(UUID(aggregate_id))
+    mapper = services.workflows.mapper
+    stored = services.workflows.recorder.select_events(UUID(aggregate_id))
     return [getattr(mapper.to_domain_event(event), "request_id", "missing") for event in stored]
 
 
@@ -90,11 +89,11 @@ def test_two_ids_in_one_request_are_replaced(client: TestClient[Any]) -> None:
     assert GENERATED.fullmatch(rid(response))
 
 
-def failing_requests(api: Api, backend: Services) -> dict[int, Any]:
+def failing_requests(api: Api, services: Services) -> dict[int, Any]:
     """One request per error status a client can cause, each sent with an id naming its status."""
     client = api.client
     created = api.create()
-    reader = backend.accounts.create_key(api.project_id, "reader", "read").secret
+    reader = services.accounts.create_key(api.project_id, "reader", "read").secret
 
     def post(path: str, status: int, **kwargs: Any) -> Any:
         headers = {**api.headers, **kwargs.pop("headers", {}), **tagged(f"err-{status}")}
@@ -119,8 +118,8 @@ def failing_requests(api: Api, backend: Services) -> dict[int, Any]:
     }
 
 
-def test_every_error_answer_carries_the_request_id(api: Api, backend: Services) -> None:
-    for status, response in failing_requests(api, backend).items():
+def test_every_error_answer_carries_the_request_id(api: Api, services: Services) -> None:
+    for status, response in failing_requests(api, services).items():
         assert response.status_code == status, (status, response.text)
         assert response.headers["content-type"].startswith("application/problem+json"), status
         assert rid(response) == f"err-{status}"
@@ -135,11 +134,11 @@ def test_an_unknown_workflow_is_a_404_with_the_request_id(api: Api) -> None:
 
 
 def test_a_rate_limited_answer_carries_the_request_id(
-    backend: Services, monkeypatch: pytest.MonkeyPatch
+    services: Services, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv("WFS_RATE_LIMIT", "1")
-    key = backend.accounts.create_project("limited").secret
-    with TestClient(create_app(backend=backend)) as client:
+    key = services.accounts.create_project("limited").secret
+    with TestClient(create_app(services=services)) as client:
         headers = {"Authorization": f"Bearer {key}"}
         assert client.get("/api/v1/workflows/list", headers=headers).status_code == 200
         limited = client.get("/api/v1/workflows/list", headers={**headers, **tagged("err-429")})
@@ -174,7 +173,7 @@ def test_health_ready_the_upload_route_and_the_openapi_document_carry_it(api: Ap
     assert GENERATED.fullmatch(rid(send(client, loopback_upload_url(api), b"%PDF-1.7\n")))
 
 
-def test_every_workflow_write_stores_its_request_id(api: Api, backend: Services) -> None:
+def test_every_workflow_write_stores_its_request_id(api: Api, services: Services) -> None:
     body = {"name": "Traced", "pipelineSteps": STEPS}
     created = api.post("/workflows/create", body, tagged("wf-create")).json()
     workflow_id = created["id"]
@@ -195,16 +194,16 @@ def test_every_workflow_write_stores_its_request_id(api: Api, backend: Services)
         assert rid(response) == request_id
 
     expected = ["wf-create", "wf-update", "wf-rename", "wf-revert", "wf-delete", "wf-restore"]
-    assert stored_request_ids(backend, workflow_id) == expected
+    assert stored_request_ids(services, workflow_id) == expected
     history = api.get("/workflows/history", id=workflow_id).json()["items"]
     assert [item["requestId"] for item in history] == expected
 
     duplicate = api.post("/workflows/duplicate", {"workflowId": workflow_id}, tagged("wf-duplicate"))
     assert duplicate.status_code in (200, 201), duplicate.text
-    assert stored_request_ids(backend, duplicate.json()["id"]) == ["wf-duplicate"]
+    assert stored_request_ids(services, duplicate.json()["id"]) == ["wf-duplicate"]
 
 
-def test_every_run_write_stores_its_request_id(api: Api, backend: Services) -> None:
+def test_every_run_write_stores_its_request_id(api: Api, services: Services) -> None:
     workflow = api.create()
     first = api.post("/runs/start", {"workflowId": workflow["id"], "prompt": "Fix it"}, tagged("run-start"))
     assert first.status_code == 201, first.text
@@ -214,7 +213,7 @@ def test_every_run_write_stores_its_request_id(api: Api, backend: Services) -> N
     cancelled = api.post("/runs/cancel", {"runId": run_id}, tagged("run-cancel"))
     assert cancelled.status_code == 200, cancelled.text
 
-    assert stored_request_ids(backend, run_id) == ["run-start", "run-report", "run-cancel"]
+    assert stored_request_ids(services, run_id) == ["run-start", "run-report", "run-cancel"]
     items = api.get("/events", workflowId=workflow["id"]).json()["items"]
     assert [(item["type"], item["requestId"]) for item in items if item.get("runId") == run_id] == [
         ("run.started", "run-start"),
@@ -223,17 +222,17 @@ def test_every_run_write_stores_its_request_id(api: Api, backend: Services) -> N
     ]
 
 
-def test_the_request_id_stays_readable_after_a_permanent_delete(api: Api, backend: Services) -> None:
+def test_the_request_id_stays_readable_after_a_permanent_delete(api: Api, services: Services) -> None:
     body = {"name": "Erased", "pipelineSteps": STEPS}
     workflow_id = api.post("/workflows/create", body, tagged("before-erase")).json()["id"]
     run = api.post("/runs/start", {"workflowId": workflow_id, "prompt": "p"}, tagged("run-before-erase"))
     erased = api.post("/workflows/permanent-delete", {"workflowId": workflow_id}, tagged("erase"))
     assert erased.status_code == 200, erased.text
 
-    mapper = backend.workflows.mapper
-    stored = backend.workflows.recorder.select_events(UUID(workflow_id))
+    mapper = services.workflows.mapper
+    stored = services.workflows.recorder.select_events(UUID(workflow_id))
     assert [mapper.clear_state(event).get("request_id") for event in stored] == ["before-erase", "erase"]
-    run_events = backend.workflows.recorder.select_events(UUID(run.json()["id"]))
+    run_events = services.workflows.recorder.select_events(UUID(run.json()["id"]))
     assert mapper.clear_state(run_events[0])["request_id"] == "run-before-erase"
     items = api.get("/events", workflowId=workflow_id).json()["items"]
     assert [item["requestId"] for item in items] == ["before-erase", "run-before-erase", "erase"]
@@ -241,7 +240,7 @@ def test_the_request_id_stays_readable_after_a_permanent_delete(api: Api, backen
 
 
 def test_an_idempotent_replay_carries_the_new_request_id_and_stores_nothing(
-    api: Api, backend: Services
+    api: Api, services: Services
 ) -> None:
     body = {"name": "Once", "pipelineSteps": STEPS}
     key = uuid.uuid4().hex
@@ -252,25 +251,25 @@ def test_an_idempotent_replay_carries_the_new_request_id_and_stores_nothing(
     assert retry.headers.get("idempotent-replayed") == "true"
     assert rid(first) == "first-try"
     assert rid(retry) == "retry"
-    assert stored_request_ids(backend, first.json()["id"]) == ["first-try"]
+    assert stored_request_ids(services, first.json()["id"]) == ["first-try"]
 
 
-def test_a_generated_id_is_the_one_stored(api: Api, backend: Services) -> None:
+def test_a_generated_id_is_the_one_stored(api: Api, services: Services) -> None:
     response = api.post("/workflows/create", {"name": "Untagged", "pipelineSteps": STEPS})
     assert GENERATED.fullmatch(rid(response))
-    assert stored_request_ids(backend, response.json()["id"]) == [rid(response)]
+    assert stored_request_ids(services, response.json()["id"]) == [rid(response)]
 
 
-def test_events_stored_outside_a_request_have_no_request_id(api: Api, backend: Services) -> None:
+def test_events_stored_outside_a_request_have_no_request_id(api: Api, services: Services) -> None:
     """A CLI command or script stores events without a request: `request_id` is None, nothing is written."""
     content = WorkflowContent.from_data({"name": "Scripted", "pipelineSteps": STEPS})
-    saved = backend.workflows.create_workflow(
+    saved = services.workflows.create_workflow(
         {"keyId": "script", "keyName": "a script"}, api.project_id, content
     )
     workflow_id = str(saved.workflow.id)
-    assert stored_request_ids(backend, workflow_id) == [None]
-    stored = backend.workflows.recorder.select_events(UUID(workflow_id))
-    assert "request_id" not in backend.workflows.mapper.clear_state(stored[0])
+    assert stored_request_ids(services, workflow_id) == [None]
+    stored = services.workflows.recorder.select_events(UUID(workflow_id))
+    assert "request_id" not in services.workflows.mapper.clear_state(stored[0])
     assert current_request_id.get() is None
 
 
@@ -293,8 +292,8 @@ def log_lines_of() -> Iterator[list[dict[str, Any]]]:
     lines += [json.loads(line) for line in stream.getvalue().splitlines()]
 
 
-def test_each_request_writes_one_access_line_with_its_id_route_and_key(api: Api, backend: Services) -> None:
-    principal = backend.accounts.authenticate(api.key)
+def test_each_request_writes_one_access_line_with_its_id_route_and_key(api: Api, services: Services) -> None:
+    principal = services.accounts.authenticate(api.key)
     assert principal is not None
     with log_lines_of() as lines:
         created = api.post(
@@ -322,12 +321,12 @@ def test_each_request_writes_one_access_line_with_its_id_route_and_key(api: Api,
 
 @pytest.mark.sqlite_only
 def test_an_error_line_names_the_exception_with_its_traceback_and_request_id(
-    api: Api, backend: Services, monkeypatch: pytest.MonkeyPatch
+    api: Api, services: Services, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     def broken(*_: Any, **__: Any) -> None:
         raise RuntimeError("boom")
 
-    monkeypatch.setattr(backend.workflows, "create_workflow", broken)
+    monkeypatch.setattr(services.workflows, "create_workflow", broken)
     with log_lines_of() as lines:
         response = api.post("/workflows/create", {"name": "x", "pipelineSteps": STEPS}, tagged("err-500"))
 

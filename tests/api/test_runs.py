@@ -45,8 +45,8 @@ def ms(stamp: str) -> int:
     return int(datetime.fromisoformat(stamp).timestamp() * 1000)
 
 
-def head(backend: Services) -> int:
-    return backend.workflows.recorder.max_notification_id() or 0
+def head(services: Services) -> int:
+    return services.workflows.recorder.max_notification_id() or 0
 
 
 def problem_field(response: Any) -> str:
@@ -184,36 +184,36 @@ def test_cancelling_a_running_run(api: Api) -> None:
     ],
 )
 def test_an_impossible_transition_is_409_and_stores_nothing(
-    api: Api, backend: Services, path: list[str], status: str
+    api: Api, services: Services, path: list[str], status: str
 ) -> None:
     run = start(api, api.create()["id"])
     for step in path:
         assert report(api, run["id"], step).status_code == 200
     before = api.get("/runs/get", id=run["id"]).json()
-    position = head(backend)
+    position = head(services)
     response = report(api, run["id"], status, costBreakdown=[OPUS])
     assert response.status_code == 409, response.text
     assert response.headers["content-type"].startswith("application/problem+json")
-    assert head(backend) == position
+    assert head(services) == position
     assert api.get("/runs/get", id=run["id"]).json() == before
 
 
-def test_cancelling_a_finished_run_is_409_and_stores_nothing(api: Api, backend: Services) -> None:
+def test_cancelling_a_finished_run_is_409_and_stores_nothing(api: Api, services: Services) -> None:
     run = start(api, api.create()["id"])
     assert api.post("/runs/cancel", {"runId": run["id"]}).status_code == 200
-    position = head(backend)
+    position = head(services)
     assert api.post("/runs/cancel", {"runId": run["id"]}).status_code == 409
-    assert head(backend) == position
+    assert head(services) == position
 
 
-def test_a_report_of_nothing_new_stores_nothing(api: Api, backend: Services) -> None:
+def test_a_report_of_nothing_new_stores_nothing(api: Api, services: Services) -> None:
     run = start(api, api.create()["id"])
     report(api, run["id"], "running", branchName="main")
-    position = head(backend)
+    position = head(services)
     again = report(api, run["id"], "running", branchName="main")
     assert again.status_code == 200
     assert again.json()["status"] == "running"
-    assert head(backend) == position
+    assert head(services) == position
 
 
 def test_links_are_accepted_and_validated(api: Api) -> None:
@@ -264,14 +264,14 @@ def test_links_are_accepted_and_validated(api: Api) -> None:
     ],
 )
 def test_start_refuses_invalid_input_with_400_naming_the_field(
-    api: Api, backend: Services, fields: dict[str, Any], field: str
+    api: Api, services: Services, fields: dict[str, Any], field: str
 ) -> None:
     workflow = api.create()
-    position = head(backend)
+    position = head(services)
     response = api.post("/runs/start", {"workflowId": workflow["id"], "prompt": "go", **fields})
     assert response.status_code == 400, response.text
     assert problem_field(response) == field
-    assert head(backend) == position
+    assert head(services) == position
 
 
 def test_start_accepts_a_prompt_of_100000_characters(api: Api) -> None:
@@ -298,14 +298,14 @@ def test_start_accepts_a_prompt_of_100000_characters(api: Api) -> None:
     ],
 )
 def test_report_refuses_invalid_input_with_400(
-    api: Api, backend: Services, fields: dict[str, Any], field: str
+    api: Api, services: Services, fields: dict[str, Any], field: str
 ) -> None:
     run = start(api, api.create()["id"])
-    position = head(backend)
+    position = head(services)
     response = api.post("/runs/report", {"runId": run["id"], "status": "running", **fields})
     assert response.status_code == 400, response.text
     assert problem_field(response) == field
-    assert head(backend) == position
+    assert head(services) == position
 
 
 @pytest.mark.sqlite_only
@@ -329,14 +329,14 @@ def test_starting_a_run_of_another_projects_workflow_is_404(api: Api, other_api:
 
 
 def test_starting_a_run_of_a_deleted_workflow_is_409_and_restore_allows_it(
-    api: Api, backend: Services
+    api: Api, services: Services
 ) -> None:
     workflow = api.create()
     assert api.post("/workflows/delete", {"workflowId": workflow["id"]}).status_code == 200
-    position = head(backend)
+    position = head(services)
     response = api.post("/runs/start", {"workflowId": workflow["id"], "prompt": "go"})
     assert response.status_code == 409
-    assert head(backend) == position
+    assert head(services) == position
     assert api.post("/workflows/restore", {"workflowId": workflow["id"]}).status_code == 200
     assert start(api, workflow["id"])["runNumber"] == 1
 
@@ -481,12 +481,12 @@ def test_reference_images_of_this_project_are_kept_on_the_run(api: Api) -> None:
 
 
 def test_unknown_or_foreign_reference_images_are_400_and_store_nothing(
-    api: Api, other_api: Api, backend: Services
+    api: Api, other_api: Api, services: Services
 ) -> None:
     workflow = api.create()
     ours = uploaded_image(api)
     theirs = uploaded_image(other_api)
-    position = head(backend)
+    position = head(services)
     for ids, field in (
         (["no-such-file"], "referenceImageIds[0]"),
         ([ours, theirs], "referenceImageIds[1]"),
@@ -496,7 +496,7 @@ def test_unknown_or_foreign_reference_images_are_400_and_store_nothing(
         )
         assert response.status_code == 400, response.text
         assert problem_field(response) == field
-    assert head(backend) == position
+    assert head(services) == position
     assert api.get("/workflows/runs", id=workflow["id"]).json()["items"] == []
 
 

@@ -28,9 +28,9 @@ def routes(client: TestClient[Any], method: str) -> list[str]:
     return found
 
 
-def key(backend: Services, client: TestClient[Any], api: Api, scope: KeyScope, **fields: Any) -> Api:
+def key(services: Services, client: TestClient[Any], api: Api, scope: KeyScope, **fields: Any) -> Api:
     """Another key of `api`'s project, with this scope."""
-    new = backend.accounts.create_key(api.project_id, f"{scope} key", scope, **fields)
+    new = services.accounts.create_key(api.project_id, f"{scope} key", scope, **fields)
     return Api(client, new.secret, api.project_id)
 
 
@@ -60,10 +60,10 @@ def snapshot(api: Api, workflow_id: str) -> tuple[Any, ...]:
     )
 
 
-def test_a_read_key_can_call_every_get_route(api: Api, backend: Services, client: TestClient[Any]) -> None:
+def test_a_read_key_can_call_every_get_route(api: Api, services: Services, client: TestClient[Any]) -> None:
     workflow = api.create()
     run = started_run(api, workflow["id"])
-    reader = key(backend, client, api, "read")
+    reader = key(services, client, api, "read")
     for path in routes(client, "GET"):
         query = {"id": run["id"] if path.startswith("/api/v1/runs/") else workflow["id"]}
         answered = client.get(path, params=query, headers=reader.headers)
@@ -72,11 +72,11 @@ def test_a_read_key_can_call_every_get_route(api: Api, backend: Services, client
 
 
 def test_a_read_key_gets_403_on_every_post_route_and_nothing_changes(
-    api: Api, backend: Services, client: TestClient[Any]
+    api: Api, services: Services, client: TestClient[Any]
 ) -> None:
     workflow = api.create()
     run = started_run(api, workflow["id"])
-    reader = key(backend, client, api, "read")
+    reader = key(services, client, api, "read")
     before = snapshot(api, workflow["id"])
     body = {"workflowId": workflow["id"], "runId": run["id"], "name": "renamed", "status": "running"}
     for path in routes(client, "POST"):
@@ -86,9 +86,9 @@ def test_a_read_key_gets_403_on_every_post_route_and_nothing_changes(
 
 @pytest.mark.sqlite_only
 def test_a_read_key_is_refused_before_its_body_is_looked_at(
-    api: Api, backend: Services, client: TestClient[Any]
+    api: Api, services: Services, client: TestClient[Any]
 ) -> None:
-    reader = key(backend, client, api, "read")
+    reader = key(services, client, api, "read")
     not_json = client.post(
         "/api/v1/workflows/create", content=b"{", headers={**reader.headers, "Content-Type": "text/plain"}
     )
@@ -96,11 +96,11 @@ def test_a_read_key_is_refused_before_its_body_is_looked_at(
 
 
 def test_a_runner_key_reports_and_cancels_runs_and_nothing_else(
-    api: Api, backend: Services, client: TestClient[Any]
+    api: Api, services: Services, client: TestClient[Any]
 ) -> None:
     workflow = api.create()
     reported, cancelled = started_run(api, workflow["id"]), started_run(api, workflow["id"])
-    runner = key(backend, client, api, "runner")
+    runner = key(services, client, api, "runner")
 
     running = runner.post("/runs/report", {"runId": reported["id"], "status": "running"})
     assert running.status_code == 200, running.text
@@ -118,8 +118,8 @@ def test_a_runner_key_reports_and_cancels_runs_and_nothing_else(
     assert snapshot(api, workflow["id"]) == before
 
 
-def test_a_write_key_may_call_every_route(api: Api, backend: Services, client: TestClient[Any]) -> None:
-    writer = key(backend, client, api, "write")
+def test_a_write_key_may_call_every_route(api: Api, services: Services, client: TestClient[Any]) -> None:
+    writer = key(services, client, api, "write")
     for path in routes(client, "POST"):
         answered = client.post(path, json={}, headers=writer.headers)
         assert answered.status_code in (200, 400), (path, answered.text)  # past the scope check
@@ -132,17 +132,17 @@ def test_a_write_key_may_call_every_route(api: Api, backend: Services, client: T
     assert writer.post("/workflows/delete", {"workflowId": workflow["id"]}).status_code == 200
 
 
-def test_a_project_key_is_a_write_key(api: Api, backend: Services) -> None:
-    scopes = {k.scope for k in backend.accounts.list_keys() if k.project_id == api.project_id}
+def test_a_project_key_is_a_write_key(api: Api, services: Services) -> None:
+    scopes = {k.scope for k in services.accounts.list_keys() if k.project_id == api.project_id}
     assert scopes == {"write"}
 
 
 def test_an_expired_key_is_401_like_a_revoked_one(
-    api: Api, backend: Services, client: TestClient[Any]
+    api: Api, services: Services, client: TestClient[Any]
 ) -> None:
     now = datetime.now(UTC)
-    live = key(backend, client, api, "read", expires_at=now + timedelta(days=1))
-    expired = key(backend, client, api, "write", expires_at=now - timedelta(seconds=1))
+    live = key(services, client, api, "read", expires_at=now + timedelta(days=1))
+    expired = key(services, client, api, "write", expires_at=now - timedelta(seconds=1))
     assert live.get("/workflows/list").status_code == 200
     for response in (expired.get("/workflows/list"), expired.post("/workflows/create", {"name": "x"})):
         assert response.status_code == 401, response.text
@@ -150,23 +150,23 @@ def test_an_expired_key_is_401_like_a_revoked_one(
         assert response.json()["detail"] == "the API key is unknown, revoked or expired"
 
 
-def test_a_revoked_key_of_any_scope_is_401(api: Api, backend: Services, client: TestClient[Any]) -> None:
+def test_a_revoked_key_of_any_scope_is_401(api: Api, services: Services, client: TestClient[Any]) -> None:
     for scope in ("read", "runner", "write"):
-        caller = key(backend, client, api, scope)  # type: ignore[arg-type]
+        caller = key(services, client, api, scope)  # type: ignore[arg-type]
         assert caller.get("/workflows/list").status_code == 200
-        key_id = next(k.key_id for k in backend.accounts.list_keys() if k.name == f"{scope} key")
-        backend.accounts.revoke_key(key_id)
+        key_id = next(k.key_id for k in services.accounts.list_keys() if k.name == f"{scope} key")
+        services.accounts.revoke_key(key_id)
         assert caller.get("/workflows/list").status_code == 401
         assert caller.post("/runs/report", {"runId": "r", "status": "running"}).status_code == 401
 
 
 def test_an_idempotent_replay_is_refused_to_a_read_key(
-    api: Api, backend: Services, client: TestClient[Any]
+    api: Api, services: Services, client: TestClient[Any]
 ) -> None:
     body = {"name": "once", "pipelineSteps": [{"type": "designer"}]}
     first = api.post("/workflows/create", body, {"Idempotency-Key": "create-once"})
     assert first.status_code == 201, first.text
-    reader = key(backend, client, api, "read")
+    reader = key(services, client, api, "read")
     refused = reader.post("/workflows/create", body, {"Idempotency-Key": "create-once"})
     assert_out_of_scope(refused, "read")
     assert "idempotent-replayed" not in refused.headers
@@ -177,10 +177,10 @@ def test_an_idempotent_replay_is_refused_to_a_read_key(
 
 
 def test_a_runner_key_gets_replays_of_its_own_reports(
-    api: Api, backend: Services, client: TestClient[Any]
+    api: Api, services: Services, client: TestClient[Any]
 ) -> None:
     run = started_run(api, api.create()["id"])
-    runner = key(backend, client, api, "runner")
+    runner = key(services, client, api, "runner")
     body = {"runId": run["id"], "status": "running"}
     first = runner.post("/runs/report", body, {"Idempotency-Key": "report-1"})
     again = runner.post("/runs/report", body, {"Idempotency-Key": "report-1"})
@@ -188,25 +188,25 @@ def test_a_runner_key_gets_replays_of_its_own_reports(
     assert again.headers["idempotent-replayed"] == "true"
 
 
-def test_using_a_key_records_when_it_was_last_used(api: Api, backend: Services) -> None:
+def test_using_a_key_records_when_it_was_last_used(api: Api, services: Services) -> None:
     assert api.get("/workflows/list").status_code == 200
-    mine = next(k for k in backend.accounts.list_keys() if k.project_id == api.project_id)
+    mine = next(k for k in services.accounts.list_keys() if k.project_id == api.project_id)
     assert mine.last_used_at is not None
     assert datetime.fromisoformat(mine.last_used_at) > datetime.now(UTC) - timedelta(minutes=5)
 
 
-def test_keys_made_before_scopes_existed_become_write_keys(backend: Services) -> None:
+def test_keys_made_before_scopes_existed_become_write_keys(services: Services) -> None:
     """A store whose api_keys table predates the scope and expiry columns gains them on start."""
-    new = backend.accounts.create_project("old")
-    with backend.database.transaction() as tx:
+    new = services.accounts.create_project("old")
+    with services.database.transaction() as tx:
         for column in ("scope", "expires_at", "last_used_at"):
             tx.execute(f"ALTER TABLE api_keys DROP COLUMN {column}")
-    backend.create_tables()
-    backend.create_tables()  # and again: nothing left to add
-    principal = backend.accounts.authenticate(new.secret)
+    services.create_tables()
+    services.create_tables()  # and again: nothing left to add
+    principal = services.accounts.authenticate(new.secret)
     assert principal is not None
     assert principal.scope == "write"
-    (listed,) = backend.accounts.list_keys()
+    (listed,) = services.accounts.list_keys()
     assert (listed.scope, listed.expires_at) == ("write", None)
 
 

@@ -33,7 +33,7 @@ FIXTURES = Path(__file__).parent.parent / "fixtures"
 
 @pytest.fixture(autouse=True)
 def small_interval(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Set before the backend fixture builds the service, which reads it once."""
+    """Set before the services fixture builds the service, which reads it once."""
     monkeypatch.setenv(SNAPSHOT_INTERVAL_VARIABLE, str(INTERVAL))
 
 
@@ -52,24 +52,24 @@ def workflow_with_versions(api: Api, versions: int, label: str = "v") -> str:
     return workflow_id
 
 
-def snapshot_versions(backend: Services, aggregate_id: str) -> list[int]:
-    assert backend.workflows.snapshots is not None
-    rows = backend.workflows.snapshots.recorder.select_events(UUID(aggregate_id))
+def snapshot_versions(services: Services, aggregate_id: str) -> list[int]:
+    assert services.workflows.snapshots is not None
+    rows = services.workflows.snapshots.recorder.select_events(UUID(aggregate_id))
     assert all(row.topic == SNAPSHOT_TOPIC for row in rows)
     return [row.originator_version for row in rows]
 
 
-def raw_snapshots(backend: Services, aggregate_id: str) -> list[bytes]:
-    assert backend.workflows.snapshots is not None
-    return [row.state for row in backend.workflows.snapshots.recorder.select_events(UUID(aggregate_id))]
+def raw_snapshots(services: Services, aggregate_id: str) -> list[bytes]:
+    assert services.workflows.snapshots is not None
+    return [row.state for row in services.workflows.snapshots.recorder.select_events(UUID(aggregate_id))]
 
 
 class EventReads:
     """Records every read of a stream from the event table (the `gt` it started after)."""
 
-    def __init__(self, backend: Services, monkeypatch: pytest.MonkeyPatch) -> None:
+    def __init__(self, services: Services, monkeypatch: pytest.MonkeyPatch) -> None:
         self.calls: list[tuple[UUID, int | None]] = []
-        recorder: Any = backend.workflows.events.recorder
+        recorder: Any = services.workflows.events.recorder
         select = recorder.select_events
 
         def recording(originator_id: UUID, **kwargs: Any) -> Any:
@@ -85,9 +85,9 @@ class EventReads:
 class SnapshotDecodes:
     """Records every snapshot the mapper unsealed."""
 
-    def __init__(self, backend: Services, monkeypatch: pytest.MonkeyPatch) -> None:
+    def __init__(self, services: Services, monkeypatch: pytest.MonkeyPatch) -> None:
         self.decoded: list[tuple[UUID, int]] = []
-        mapper: Any = backend.workflows.mapper
+        mapper: Any = services.workflows.mapper
         decode = mapper.to_domain_event
 
         def recording(stored: Any) -> Any:
@@ -99,24 +99,24 @@ class SnapshotDecodes:
         monkeypatch.setattr(mapper, "to_domain_event", recording)
 
 
-def test_a_snapshot_is_taken_at_every_interval(api: Api, backend: Services) -> None:
+def test_a_snapshot_is_taken_at_every_interval(api: Api, services: Services) -> None:
     workflow_id = workflow_with_versions(api, 4)
-    assert snapshot_versions(backend, workflow_id) == []
+    assert snapshot_versions(services, workflow_id) == []
     update(api, workflow_id, "v5")
-    assert snapshot_versions(backend, workflow_id) == [5]
+    assert snapshot_versions(services, workflow_id) == [5]
     api.post("/workflows/delete", {"workflowId": workflow_id})
     api.post("/workflows/restore", {"workflowId": workflow_id})  # deletes and restores are events too
     for version in range(6, 10):
         update(api, workflow_id, f"v{version}")
-    assert snapshot_versions(backend, workflow_id) == [5, 10]
+    assert snapshot_versions(services, workflow_id) == [5, 10]
 
 
 def test_a_write_loads_from_the_latest_snapshot(
-    api: Api, backend: Services, monkeypatch: pytest.MonkeyPatch
+    api: Api, services: Services, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     workflow_id = workflow_with_versions(api, 12)
-    reads = EventReads(backend, monkeypatch)
-    decodes = SnapshotDecodes(backend, monkeypatch)
+    reads = EventReads(services, monkeypatch)
+    decodes = SnapshotDecodes(services, monkeypatch)
 
     assert update(api, workflow_id, "v13")["version"] == 13
 
@@ -124,17 +124,17 @@ def test_a_write_loads_from_the_latest_snapshot(
     assert decodes.decoded == [(UUID(workflow_id), 10)]
 
 
-def test_content_at_every_version_is_right_after_snapshots(api: Api, backend: Services) -> None:
+def test_content_at_every_version_is_right_after_snapshots(api: Api, services: Services) -> None:
     workflow_id = workflow_with_versions(api, 7)
     api.post("/workflows/delete", {"workflowId": workflow_id})
     api.post("/workflows/restore", {"workflowId": workflow_id})
     for version in range(8, 14):
         update(api, workflow_id, f"v{version}")
-    assert snapshot_versions(backend, workflow_id) == [5, 10, 15]
+    assert snapshot_versions(services, workflow_id) == [5, 10, 15]
 
     project = api.project_id
     for version in range(1, 14):
-        assert backend.workflows.content_at(project, workflow_id, version).description == f"v{version}"
+        assert services.workflows.content_at(project, workflow_id, version).description == f"v{version}"
     for version in (1, 4, 5, 6, 11, 13):
         response = api.post(
             "/workflows/versions/revert",
@@ -144,14 +144,14 @@ def test_content_at_every_version_is_right_after_snapshots(api: Api, backend: Se
         assert response.json()["description"] == f"v{version}"
     assert api.get("/workflows/get", id=workflow_id).json()["description"] == "v13"
     with pytest.raises(NotFound):
-        backend.workflows.content_at(project, workflow_id, 20)
+        services.workflows.content_at(project, workflow_id, 20)
 
 
 def test_content_at_is_the_same_with_snapshots_off(
-    api: Api, backend: Services, database_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    api: Api, services: Services, database_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     workflow_id = workflow_with_versions(api, 12)
-    with_snapshots = [backend.workflows.content_at(api.project_id, workflow_id, v) for v in range(1, 13)]
+    with_snapshots = [services.workflows.content_at(api.project_id, workflow_id, v) for v in range(1, 13)]
     monkeypatch.setenv(SNAPSHOT_INTERVAL_VARIABLE, "0")
     plain = Services(Settings(database_url=database_url, files_dir=tmp_path / "plain"), create_tables=False)
     try:
@@ -165,21 +165,21 @@ def test_content_at_is_the_same_with_snapshots_off(
 
 
 def test_a_permanent_delete_leaves_no_readable_snapshot(
-    api: Api, backend: Services, database_url: str, monkeypatch: pytest.MonkeyPatch
+    api: Api, services: Services, database_url: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     secret = f"secret-{uuid4().hex}"
     workflow_id = workflow_with_versions(api, 9, label=secret)
-    assert snapshot_versions(backend, workflow_id) == [5]
-    assert all(secret.encode() not in state for state in raw_snapshots(backend, workflow_id))
+    assert snapshot_versions(services, workflow_id) == [5]
+    assert all(secret.encode() not in state for state in raw_snapshots(services, workflow_id))
 
     assert api.post("/workflows/permanent-delete", {"workflowId": workflow_id}).status_code == 200
 
-    assert snapshot_versions(backend, workflow_id) == [5]  # the erase (version 10) is never snapshotted
-    assert backend.workflows.snapshots is not None
-    for stored in backend.workflows.snapshots.recorder.select_events(UUID(workflow_id)):
+    assert snapshot_versions(services, workflow_id) == [5]  # the erase (version 10) is never snapshotted
+    assert services.workflows.snapshots is not None
+    for stored in services.workflows.snapshots.recorder.select_events(UUID(workflow_id)):
         assert secret.encode() not in stored.state
         with pytest.raises(ErasedError):
-            backend.workflows.mapper.to_domain_event(stored)
+            services.workflows.mapper.to_domain_event(stored)
     if database_url.startswith("sqlite"):
         path = database_url.removeprefix("sqlite:///")
         on_disk = b"".join(
@@ -189,11 +189,11 @@ def test_a_permanent_delete_leaves_no_readable_snapshot(
 
 
 def test_an_erased_workflow_never_loads_from_a_snapshot(
-    api: Api, backend: Services, monkeypatch: pytest.MonkeyPatch
+    api: Api, services: Services, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     workflow_id = workflow_with_versions(api, 12)
     api.post("/workflows/permanent-delete", {"workflowId": workflow_id})
-    decodes = SnapshotDecodes(backend, monkeypatch)
+    decodes = SnapshotDecodes(services, monkeypatch)
 
     assert api.get("/workflows/get", id=workflow_id).status_code == 404
     assert update_status(api, workflow_id) == 404
@@ -201,7 +201,7 @@ def test_an_erased_workflow_never_loads_from_a_snapshot(
     assert api.post("/workflows/versions/revert", revert).status_code == 404
     assert api.post("/runs/start", {"workflowId": workflow_id, "prompt": "go"}).status_code == 404
     with pytest.raises(NotFound):
-        backend.workflows.get_workflow(api.project_id, workflow_id)
+        services.workflows.get_workflow(api.project_id, workflow_id)
     assert decodes.decoded == []
 
 
@@ -211,12 +211,12 @@ def update_status(api: Api, workflow_id: str) -> int:
 
 
 def test_runs_get_no_snapshots_and_skip_the_look_up(
-    api: Api, backend: Services, monkeypatch: pytest.MonkeyPatch
+    api: Api, services: Services, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     workflow_id = api.create()["id"]
     run = api.post("/runs/start", {"workflowId": workflow_id, "prompt": "go"}).json()
-    assert backend.workflows.snapshots is not None
-    snapshot_recorder: Any = backend.workflows.snapshots.recorder
+    assert services.workflows.snapshots is not None
+    snapshot_recorder: Any = services.workflows.snapshots.recorder
     looked_up: list[UUID] = []
     select = snapshot_recorder.select_events
 
@@ -231,48 +231,48 @@ def test_runs_get_no_snapshots_and_skip_the_look_up(
     assert api.post("/runs/cancel", {"runId": run["id"]}).status_code == 200
 
     monkeypatch.undo()
-    assert snapshot_versions(backend, run["id"]) == []
+    assert snapshot_versions(services, run["id"]) == []
     assert UUID(run["id"]) not in looked_up
 
 
 def test_a_snapshot_that_cannot_be_stored_never_fails_the_write(
-    api: Api, backend: Services, monkeypatch: pytest.MonkeyPatch
+    api: Api, services: Services, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     workflow_id = workflow_with_versions(api, 4)
-    assert backend.workflows.snapshots is not None
+    assert services.workflows.snapshots is not None
 
     def broken(*_: Any, **__: Any) -> None:
         raise RuntimeError("snapshot table unavailable")
 
-    monkeypatch.setattr(backend.workflows.snapshots, "put", broken)
+    monkeypatch.setattr(services.workflows.snapshots, "put", broken)
     assert update(api, workflow_id, "v5")["version"] == 5
     monkeypatch.undo()
-    assert snapshot_versions(backend, workflow_id) == []
+    assert snapshot_versions(services, workflow_id) == []
     assert api.get("/workflows/get", id=workflow_id).json()["description"] == "v5"
     update(api, workflow_id, "v6")  # its load replayed a whole interval: it takes the missed snapshot
-    assert snapshot_versions(backend, workflow_id) == [5]
+    assert snapshot_versions(services, workflow_id) == [5]
 
 
 @pytest.fixture
 def old_store(tmp_path: Path) -> Iterator[tuple[Services, Api]]:
     shutil.copy(FIXTURES / "store-v1.db", tmp_path / "store-v1.db")
     url = f"sqlite:///{tmp_path / 'store-v1.db'}"
-    backend = Services(Settings(database_url=url, files_dir=tmp_path / "files"))
+    services = Services(Settings(database_url=url, files_dir=tmp_path / "files"))
     key = json.loads((FIXTURES / "store-v1.json").read_text())["key"]
-    with TestClient(create_app(backend=backend)) as client:
-        yield backend, Api(client, key, project_id="")
-    backend.close()
+    with TestClient(create_app(services=services)) as client:
+        yield services, Api(client, key, project_id="")
+    services.close()
 
 
 def test_a_store_from_before_snapshots_gets_the_table_and_then_snapshots(
     old_store: tuple[Services, Api],
 ) -> None:
-    backend, api = old_store
+    services, api = old_store
     item = api.get("/workflows/list").json()["items"][0]
     workflow_id, start = item["id"], item["version"]
     for version in range(start + 1, start + 2 * INTERVAL + 1):
         update(api, workflow_id, f"v{version}")
-    assert len(snapshot_versions(backend, workflow_id)) == 2
+    assert len(snapshot_versions(services, workflow_id)) == 2
     for version in (start, start + 1, start + INTERVAL + 1):
         revert = {"workflowId": workflow_id, "versionId": f"{workflow_id}.v{version}"}
         response = api.post("/workflows/versions/revert", revert)
@@ -292,18 +292,18 @@ def test_a_bad_interval_setting_is_refused(text: str) -> None:
         snapshot_interval(text)
 
 
-def test_a_workflow_erased_before_its_key_is_destroyed_is_already_gone(api: Api, backend: Services) -> None:
+def test_a_workflow_erased_before_its_key_is_destroyed_is_already_gone(api: Api, services: Services) -> None:
     workflow_id = workflow_with_versions(api, 12)
-    backend.workflows.permanently_delete_workflow(ACTOR, api.project_id, workflow_id)
+    services.workflows.permanently_delete_workflow(ACTOR, api.project_id, workflow_id)
     # Not settled: the erasure policy has not destroyed the key yet, so the snapshot still opens.
     with pytest.raises(NotFound):
-        backend.workflows.get_workflow(api.project_id, workflow_id)
+        services.workflows.get_workflow(api.project_id, workflow_id)
     with pytest.raises(NotFound):
-        backend.workflows.content_at(api.project_id, workflow_id, 3)
+        services.workflows.content_at(api.project_id, workflow_id, 3)
 
 
 def test_a_history_without_snapshots_gets_one_at_its_next_write(
-    api: Api, backend: Services, database_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    api: Api, services: Services, database_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv(SNAPSHOT_INTERVAL_VARIABLE, "0")
     plain = Services(Settings(database_url=database_url, files_dir=tmp_path / "plain"), create_tables=False)
@@ -315,11 +315,11 @@ def test_a_history_without_snapshots_gets_one_at_its_next_write(
             )
     finally:
         plain.close()
-    assert snapshot_versions(backend, workflow_id) == []
+    assert snapshot_versions(services, workflow_id) == []
 
     update(api, workflow_id, "v13")  # its load replayed 12 events: more than an interval
-    assert snapshot_versions(backend, workflow_id) == [12]
-    reads = EventReads(backend, monkeypatch)
+    assert snapshot_versions(services, workflow_id) == [12]
+    reads = EventReads(services, monkeypatch)
     update(api, workflow_id, "v14")
     assert reads.starts(workflow_id) == [12]
     assert api.get("/workflows/get", id=workflow_id).json()["description"] == "v14"

@@ -14,13 +14,13 @@ from tests.support.client import Api
 ACTOR: Actor = {"keyId": "k-test", "keyName": "tests key"}
 
 
-def workflow_with_versions(api: Api, backend: Services, versions: int) -> str:
+def workflow_with_versions(api: Api, services: Services, versions: int) -> str:
     """A workflow of `versions` content versions, its updates saved at once through the domain service."""
     workflow_id: str = api.create("paged", description="v1")["id"]
-    workflow = backend.workflows.get_workflow(api.project_id, workflow_id)
+    workflow = services.workflows.get_workflow(api.project_id, workflow_id)
     for version in range(2, versions + 1):
         workflow.update(ACTOR, WorkflowChanges(description=f"v{version}"))
-    backend.make_visible(backend.workflows.save(workflow)[-1].notification.id)
+    services.make_visible(services.workflows.save(workflow)[-1].notification.id)
     return workflow_id
 
 
@@ -38,8 +38,8 @@ def all_pages(api: Api, workflow_id: str, limit: int) -> list[dict[str, Any]]:
     return pages
 
 
-def test_pages_go_newest_first_without_gaps_or_repeats(api: Api, backend: Services) -> None:
-    workflow_id = workflow_with_versions(api, backend, 250)
+def test_pages_go_newest_first_without_gaps_or_repeats(api: Api, services: Services) -> None:
+    workflow_id = workflow_with_versions(api, services, 250)
 
     pages = all_pages(api, workflow_id, limit=100)
 
@@ -54,8 +54,8 @@ def test_pages_go_newest_first_without_gaps_or_repeats(api: Api, backend: Servic
     assert pages[0]["versions"][0]["versionId"] == f"{workflow_id}.v250"
 
 
-def test_the_default_page_is_100_and_1000_is_the_largest(api: Api, backend: Services) -> None:
-    workflow_id = workflow_with_versions(api, backend, 150)
+def test_the_default_page_is_100_and_1000_is_the_largest(api: Api, services: Services) -> None:
+    workflow_id = workflow_with_versions(api, services, 150)
     first = page(api, workflow_id)
     assert [entry["version"] for entry in first["versions"]] == list(range(150, 50, -1))
     assert first["hasMore"] is True
@@ -84,9 +84,9 @@ def test_a_limit_out_of_range_is_400(api: Api, limit: str) -> None:
 
 
 @pytest.mark.sqlite_only
-def test_a_bad_or_foreign_cursor_is_400(api: Api, backend: Services) -> None:
-    workflow_id = workflow_with_versions(api, backend, 5)
-    other_workflow = workflow_with_versions(api, backend, 5)
+def test_a_bad_or_foreign_cursor_is_400(api: Api, services: Services) -> None:
+    workflow_id = workflow_with_versions(api, services, 5)
+    other_workflow = workflow_with_versions(api, services, 5)
     cursor = page(api, workflow_id, limit=2)["nextCursor"]
     other_cursor = page(api, other_workflow, limit=2)["nextCursor"]
     for name in range(3):
@@ -101,9 +101,9 @@ def test_a_bad_or_foreign_cursor_is_400(api: Api, backend: Services) -> None:
 
 
 def test_another_projects_workflow_is_404_and_its_cursor_400(
-    api: Api, other_api: Api, backend: Services
+    api: Api, other_api: Api, services: Services
 ) -> None:
-    workflow_id = workflow_with_versions(api, backend, 5)
+    workflow_id = workflow_with_versions(api, services, 5)
     cursor = page(api, workflow_id, limit=2)["nextCursor"]
     assert other_api.get("/workflows/versions", id=workflow_id).status_code == 404
     assert other_api.get("/workflows/versions", id=workflow_id, limit=2).status_code == 404
@@ -111,8 +111,8 @@ def test_another_projects_workflow_is_404_and_its_cursor_400(
     assert api.get("/workflows/versions", id="00000000-0000-4000-8000-000000000000").status_code == 404
 
 
-def test_new_versions_while_paging_neither_repeat_nor_hide_older_ones(api: Api, backend: Services) -> None:
-    workflow_id = workflow_with_versions(api, backend, 30)
+def test_new_versions_while_paging_neither_repeat_nor_hide_older_ones(api: Api, services: Services) -> None:
+    workflow_id = workflow_with_versions(api, services, 30)
     first = page(api, workflow_id, limit=10)
     for version in (31, 32):
         api.post("/workflows/update", {"workflowId": workflow_id, "description": f"v{version}"})
@@ -129,8 +129,8 @@ def all_pages_from(api: Api, workflow_id: str, cursor: str, limit: int) -> list[
     return pages
 
 
-def test_an_erased_workflows_cursor_finds_nothing(api: Api, backend: Services) -> None:
-    workflow_id = workflow_with_versions(api, backend, 5)
+def test_an_erased_workflows_cursor_finds_nothing(api: Api, services: Services) -> None:
+    workflow_id = workflow_with_versions(api, services, 5)
     cursor = page(api, workflow_id, limit=2)["nextCursor"]
     api.post("/workflows/permanent-delete", {"workflowId": workflow_id})
     assert api.get("/workflows/versions", id=workflow_id, cursor=cursor).status_code == 404

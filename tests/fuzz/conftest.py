@@ -1,4 +1,4 @@
-"""Fixtures for the fuzzers: a backend without a rate limit, real ids to aim at, and a request count."""
+"""Fixtures for the fuzzers: services without a rate limit, real ids to aim at, and a request count."""
 
 from __future__ import annotations
 

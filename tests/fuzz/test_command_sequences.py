@@ -77,7 +77,7 @@ class CommandSequences(RuleBasedStateMachine):
     """Commands in any order through one project's key; each sequence ends with a replay check."""
 
     api: Api
-    backend: Services
+    services: Services
 
     workflows = Bundle("workflows")
     runs = Bundle("runs")
@@ -194,20 +194,20 @@ class CommandSequences(RuleBasedStateMachine):
         self.get("/events", limit=100)
 
     def teardown(self) -> None:
-        count, skipped = self.backend.projector.failures()
+        count, skipped = self.services.projector.failures()
         assert count == 0, f"read models skipped {count} stored events: {skipped}"
-        live = dump_views(self.backend)
-        replayed, skipped_on_replay = replay_views(self.backend)
+        live = dump_views(self.services)
+        replayed, skipped_on_replay = replay_views(self.services)
         assert not skipped_on_replay, f"a replay skipped stored events: {skipped_on_replay}"
         differences = compare(live, replayed)
         assert not differences, "read models differ from a fresh replay:\n" + "\n".join(differences)
 
 
-def dump_views(backend: Services) -> dict[str, list[tuple[Any, ...]]]:
+def dump_views(services: Services) -> dict[str, list[tuple[Any, ...]]]:
     """Every row of every read model's tables, in a stable order."""
     return {
-        table: rows_of(backend.database, table)
-        for runner in backend.projector.runners
+        table: rows_of(services.database, table)
+        for runner in services.projector.runners
         for table in runner.projection.tables
     }
 
@@ -229,20 +229,20 @@ def compare(live: dict[str, list[tuple[Any, ...]]], replayed: dict[str, list[tup
     return differences
 
 
-def replay_views(backend: Services) -> tuple[dict[str, list[tuple[Any, ...]]], list[Any]]:
+def replay_views(services: Services) -> tuple[dict[str, list[tuple[Any, ...]]], list[Any]]:
     """Every read model emptied and built again from the stored events alone, as `rebuild` does.
 
     Each view is rebuilt in one transaction, so the app's follower never sees it half-built.
     """
     skipped: list[Any] = []
-    for runner in backend.projector.runners:
+    for runner in services.projector.runners:
         skipped += rebuild_in_place(runner)[1]
-    return dump_views(backend), skipped
+    return dump_views(services), skipped
 
 
 @pytest.mark.parametrize("_", [None], ids=["sequences"])
 def test_random_command_sequences_never_5xx_and_views_equal_a_replay(
-    _: None, api: Api, backend: Services, count_request: Any
+    _: None, api: Api, services: Services, count_request: Any
 ) -> None:
     counted = CountingApi(api, count_request)
 
@@ -250,7 +250,7 @@ def test_random_command_sequences_never_5xx_and_views_equal_a_replay(
         pass
 
     Machine.api = counted
-    Machine.backend = backend
+    Machine.services = services
     run_state_machine_as_test(
         Machine,
         settings=settings(

@@ -4,9 +4,8 @@ from __future__ import annotations
 
 from concurrent.futures import ThreadPoolExecutor
 
+from tests.support.data import STEPS
 from tests.support.servers import Server
-
-STEPS = [{"type": "designer", "cliId": "claude"}]
 
 
 def test_16_updates_with_the_same_expected_version_one_wins(server: Server) -> None:

@@ -19,9 +19,9 @@ from composition.services import Services
 from composition.settings import Settings
 from domain import service as service_module
 from domain.service import WRITERS
+from tests.support.data import STEPS
 from tests.support.servers import Server, start_server, stop_server
 
-STEPS = [{"type": "designer", "cliId": "claude"}]
 BURST = 60
 
 
@@ -55,15 +55,15 @@ class Service:
 @pytest.fixture
 def in_process(tmp_path: Path) -> Iterator[Service]:
     """The real app in this process on SQLite, many requests in flight at once."""
-    backend = Services(
+    services = Services(
         Settings(database_url=f"sqlite:///{tmp_path / 'store.db'}", files_dir=tmp_path / "files")
     )
     try:
-        with TestClient(create_app(backend=backend), timeout=60) as client:
-            client.headers["Authorization"] = f"Bearer {backend.accounts.create_project('c').secret}"
+        with TestClient(create_app(services=services), timeout=60) as client:
+            client.headers["Authorization"] = f"Bearer {services.accounts.create_project('c').secret}"
             yield Service([client])
     finally:
-        backend.close()
+        services.close()
 
 
 @pytest.fixture

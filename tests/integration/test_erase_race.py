@@ -79,34 +79,34 @@ def race(post: Post) -> tuple[str, RaceOutcome]:
 
 
 def check_nothing_readable(
-    workflow_id: str, outcome: RaceOutcome, get: Get, backend: Services, files: bytes = b""
+    workflow_id: str, outcome: RaceOutcome, get: Get, services: Services, files: bytes = b""
 ) -> None:
     """No acknowledged run can be read anywhere and no prompt is stored; prints the figures."""
     assert outcome.erase_status == 200
     assert set(outcome.statuses) <= {201, 404}, sorted(set(outcome.statuses))
     readable = [run_id for run_id in outcome.acknowledged if get("/api/v1/runs/get", {"id": run_id}) != 404]
     assert get("/api/v1/workflows/runs", {"id": workflow_id}) == 404
-    stored = all_table_bytes(backend) + files
+    stored = all_table_bytes(services) + files
     left = [prompt for prompt in outcome.prompts if prompt.encode() in stored]
     print(
-        f"erase race ({backend.database.dialect}): {len(outcome.prompts)} starts,"
+        f"erase race ({services.database.dialect}): {len(outcome.prompts)} starts,"
         f" {len(outcome.acknowledged)} acknowledged, {outcome.statuses.count(404)} refused,"
-        f" {runs_stored_after_the_erase(backend, workflow_id)} stored after the erase;"
+        f" {runs_stored_after_the_erase(services, workflow_id)} stored after the erase;"
         f" {len(readable)} readable afterwards, {len(left)} prompts left in the store"
     )
     assert readable == []
     assert left == []
 
 
-def runs_stored_after_the_erase(backend: Services, workflow_id: str) -> int:
+def runs_stored_after_the_erase(services: Services, workflow_id: str) -> int:
     """Starts that read the key before it was destroyed but were stored after the erase."""
-    notifications = backend.workflows.recorder.select_notifications(start=1, limit=100_000)
+    notifications = services.workflows.recorder.select_notifications(start=1, limit=100_000)
     erased_at = next(
         n.id
         for n in notifications
         if n.topic.endswith("PermanentlyDeleted") and str(n.originator_id) == workflow_id
     )
-    mapper: Any = backend.workflows.mapper
+    mapper: Any = services.workflows.mapper
     return sum(
         1
         for n in notifications
@@ -131,22 +131,22 @@ def test_erase_race_two_server_processes_on_postgresql(make_postgres_url: Any) -
                 return client.get(path, params=params).status_code
 
             workflow_id, outcome = race(post)
-            backend = Services(Settings(database_url=url), create_tables=False)
+            services = Services(Settings(database_url=url), create_tables=False)
             try:
-                check_nothing_readable(workflow_id, outcome, get, backend)
+                check_nothing_readable(workflow_id, outcome, get, services)
             finally:
-                backend.close()
+                services.close()
     finally:
         stop_server(server)
 
 
 def test_erase_race_in_process_on_sqlite(tmp_path: Path) -> None:
     url = f"sqlite:///{tmp_path / 'store.db'}"
-    backend = Services(Settings(database_url=url, files_dir=tmp_path / "files"))
-    project = backend.accounts.create_project("race")
+    services = Services(Settings(database_url=url, files_dir=tmp_path / "files"))
+    project = services.accounts.create_project("race")
     headers = {"Authorization": f"Bearer {project.secret}"}
     try:
-        with TestClient(create_app(backend=backend)) as client:
+        with TestClient(create_app(services=services)) as client:
 
             def post(path: str, body: dict[str, Any]) -> tuple[int, Any]:
                 response = client.post(path, json=body, headers=headers)
@@ -156,6 +156,6 @@ def test_erase_race_in_process_on_sqlite(tmp_path: Path) -> None:
                 return client.get(path, params=params, headers=headers).status_code
 
             workflow_id, outcome = race(post)
-            check_nothing_readable(workflow_id, outcome, get, backend, sqlite_file_bytes(url))
+            check_nothing_readable(workflow_id, outcome, get, services, sqlite_file_bytes(url))
     finally:
-        backend.close()
+        services.close()

@@ -38,21 +38,21 @@ BACKENDS: dict[int, Services] = {}
 
 @contextmanager
 def opened(database_url: str, files_dir: Path) -> Iterator[TestClient[Any]]:
-    """The real app over a store, as a test client; `backend_of(client)` is its backend."""
+    """The real app over a store, as a test client; `services_behind(client)` is its services."""
     settings = Settings(
         database_url=database_url, files_dir=files_dir, allowed_hosts=(*LOOPBACK_HOSTS, "testserver.local")
     )
-    backend = Services(settings)
+    services = Services(settings)
     try:
-        with TestClient(create_app(backend=backend)) as client:
-            BACKENDS[id(client)] = backend
+        with TestClient(create_app(services=services)) as client:
+            BACKENDS[id(client)] = services
             yield client
             del BACKENDS[id(client)]
     finally:
-        backend.close()
+        services.close()
 
 
-def backend_of(client: TestClient[Any]) -> Services:
+def services_behind(client: TestClient[Any]) -> Services:
     return BACKENDS[id(client)]
 
 
@@ -76,11 +76,11 @@ def ok(response: Any, status: int = 200) -> Any:
 
 def build(client: TestClient[Any], make_gap: Callable[[], None]) -> Facts:
     """Every kind of event in two projects, runs with reports, links and costs, an upload, an erasure."""
-    backend = backend_of(client)
+    services = services_behind(client)
     facts = Facts()
     apis = {}
     for name in ("alpha", "beta"):
-        new = backend.accounts.create_project(name)
+        new = services.accounts.create_project(name)
         facts.keys[name], facts.key_ids[name] = new.secret, new.key_id
         apis[name] = Api(client, new.secret, new.project_id)
     alpha, beta = apis["alpha"], apis["beta"]
@@ -242,7 +242,7 @@ def next_cursors(client: TestClient[Any], facts: Facts) -> list[tuple[str, str, 
 
 def positions(database_url: str, files_dir: Path) -> list[int]:
     with opened(database_url, files_dir) as client:
-        recorder = backend_of(client).workflows.recorder
+        recorder = services_behind(client).workflows.recorder
         return [n.id for n in recorder.select_notifications(start=1, limit=10_000)]
 
 
@@ -352,7 +352,7 @@ def test_import_refuses_a_store_that_is_not_empty(
 ) -> None:
     source = f"sqlite:///{tmp_path / 'store.db'}"
     with opened(source, tmp_path / "files") as client:
-        backend_of(client).accounts.create_project("alpha")
+        services_behind(client).accounts.create_project("alpha")
     export_file = tmp_path / "export.jsonl"
     assert cli_in_process(source, "export", "--out", str(export_file)).returncode == 0
     target = make_postgres_url()
@@ -392,7 +392,7 @@ def test_import_refuses_another_master_key_and_a_cut_file(
     assert cut_short.returncode == 1
     assert "cut short" in cut_short.stderr
     with opened(target, tmp_path / "files") as client:  # nothing of it was kept
-        assert backend_of(client).workflows.recorder.max_notification_id() in (None, 0)
+        assert services_behind(client).workflows.recorder.max_notification_id() in (None, 0)
 
     assert cli_in_process(target, "import", str(tmp_path / "missing.jsonl")).returncode == 1
     assert cli_in_process(target, "import", str(export_file)).returncode == 0

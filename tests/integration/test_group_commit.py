@@ -34,11 +34,11 @@ def new_workflow(name: str) -> Workflow:
 
 
 @contextmanager
-def store_held(backend: Services) -> Iterator[None]:
+def store_held(services: Services) -> Iterator[None]:
     """Another connection holds what an insert needs until the block ends."""
-    config = StoreConfig.from_url(backend.settings.database_url)
+    config = StoreConfig.from_url(services.settings.database_url)
     if config.dialect == "postgres":
-        with psycopg.connect(backend.settings.database_url) as connection:
+        with psycopg.connect(services.settings.database_url) as connection:
             connection.execute("LOCK TABLE workflows_events IN EXCLUSIVE MODE")
             yield
             connection.rollback()
@@ -59,12 +59,12 @@ def wait_for(condition: Callable[[], bool]) -> None:
     assert condition()
 
 
-def saved_behind_a_held_store(backend: Services, saves: list[Callable[[], Any]]) -> list[Future[Any]]:
+def saved_behind_a_held_store(services: Services, saves: list[Callable[[], Any]]) -> list[Future[Any]]:
     """Start one save while the store is held, then `saves` once it waits; release when all queued."""
-    group = backend.workflows.events.group  # type: ignore[attr-defined]
+    group = services.workflows.events.group  # type: ignore[attr-defined]
     pool = ThreadPoolExecutor(max_workers=len(saves) + 1)
-    with store_held(backend):
-        first = pool.submit(backend.workflows.save, new_workflow("first"))
+    with store_held(services):
+        first = pool.submit(services.workflows.save, new_workflow("first"))
         wait_for(lambda: group.in_flight == 1)
         queued = [pool.submit(save) for save in saves]
         wait_for(lambda: group.waiting == len(saves))
@@ -74,9 +74,9 @@ def saved_behind_a_held_store(backend: Services, saves: list[Callable[[], Any]])
 
 
 def test_saves_queued_behind_a_commit_share_one_insert(
-    backend: Services, monkeypatch: pytest.MonkeyPatch
+    services: Services, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    recorder = backend.workflows.recorder
+    recorder = services.workflows.recorder
     inserts: list[int] = []
     real_insert = recorder.insert_events
 
@@ -87,7 +87,7 @@ def test_saves_queued_behind_a_commit_share_one_insert(
     monkeypatch.setattr(recorder, "insert_events", counted)
     workflows = [new_workflow(f"queued {n}") for n in range(QUEUED)]
     queued = saved_behind_a_held_store(
-        backend, [lambda w=workflow: backend.workflows.save(w) for workflow in workflows]
+        services, [lambda w=workflow: services.workflows.save(w) for workflow in workflows]
     )
 
     assert inserts == [1, QUEUED]
@@ -96,32 +96,32 @@ def test_saves_queued_behind_a_commit_share_one_insert(
     for workflow, future in zip(workflows, queued, strict=True):
         (recording,) = future.result()
         assert recording.domain_event.originator_id == workflow.id
-        (stored,) = backend.workflows.recorder.select_notifications(start=recording.notification.id, limit=1)
+        (stored,) = services.workflows.recorder.select_notifications(start=recording.notification.id, limit=1)
         assert stored.originator_id == workflow.id
-        assert backend.workflows.repository.get(workflow.id).content.name == workflow.content.name
+        assert services.workflows.repository.get(workflow.id).content.name == workflow.content.name
 
 
-def test_a_clash_in_a_shared_insert_fails_that_save_alone(backend: Services) -> None:
+def test_a_clash_in_a_shared_insert_fails_that_save_alone(services: Services) -> None:
     original = new_workflow("contested")
-    backend.workflows.save(original)
-    first, second = (backend.workflows.repository.get(original.id) for _ in range(2))
+    services.workflows.save(original)
+    first, second = (services.workflows.repository.get(original.id) for _ in range(2))
     first.update(ACTOR, WorkflowChanges.from_data({"description": "first"}))
     second.update(ACTOR, WorkflowChanges.from_data({"description": "second"}))
     others = [new_workflow(f"bystander {n}") for n in range(QUEUED - 2)]
-    saves = [lambda w=w: backend.workflows.save(w) for w in (*others, first, second)]
+    saves = [lambda w=w: services.workflows.save(w) for w in (*others, first, second)]
 
-    outcomes = saved_behind_a_held_store(backend, saves)
+    outcomes = saved_behind_a_held_store(services, saves)
 
     errors = [future.exception() for future in outcomes]
     assert [type(error) for error in errors[:-2]] == [type(None)] * len(others)
     assert sorted(type(error).__name__ for error in errors[-2:]) == ["IntegrityError", "NoneType"]
     assert isinstance(errors[-1] or errors[-2], IntegrityError)
     for other in others:
-        assert backend.workflows.repository.get(other.id).version == 1
-    assert backend.workflows.repository.get(original.id).version == 2
+        assert services.workflows.repository.get(other.id).version == 1
+    assert services.workflows.repository.get(original.id).version == 2
 
 
-def test_many_concurrent_writers_each_get_their_own_events(backend: Services) -> None:
+def test_many_concurrent_writers_each_get_their_own_events(services: Services) -> None:
     """No lock held: however the saves happen to group, each stores its events and learns their positions."""
     workflows = [new_workflow(f"writer {n}") for n in range(32)]
     lock = threading.Lock()
@@ -129,7 +129,7 @@ def test_many_concurrent_writers_each_get_their_own_events(backend: Services) ->
 
     def save(workflow: Workflow) -> None:
         workflow.update(ACTOR, WorkflowChanges.from_data({"description": "changed"}))
-        recordings = backend.workflows.save(workflow)
+        recordings = services.workflows.save(workflow)
         with lock:
             positions.extend(recording.notification.id for recording in recordings)
 
@@ -138,5 +138,5 @@ def test_many_concurrent_writers_each_get_their_own_events(backend: Services) ->
 
     assert len(set(positions)) == 2 * len(workflows)
     for workflow in workflows:
-        loaded = backend.workflows.repository.get(workflow.id)
+        loaded = services.workflows.repository.get(workflow.id)
         assert (loaded.version, loaded.content.description) == (2, "changed")

@@ -24,9 +24,9 @@ from api.app import create_app
 from composition.services import Services
 from composition.settings import LOOPBACK_HOSTS, Settings
 from store.notifications import APPLIED_CHANNEL, PROJECTION_LEADER_LOCK, ListeningSession
+from tests.support.data import STEPS
 from tests.support.servers import Server, run_cli, start_server, stop_server
 
-STEPS = [{"type": "designer", "cliId": "claude"}]
 FAIL_OVER_BOUND = 30.0
 """Generous: a new leader takes the lock about a second after the old one's session ends."""
 
@@ -189,7 +189,7 @@ def test_a_stopped_leader_hands_over_and_the_new_one_serves_every_writer(
     )
     writer = Services(settings, create_tables=False)
     try:
-        with TestClient(create_app(backend=writer)) as client:
+        with TestClient(create_app(services=writer)) as client:
             created = client.post(
                 "/api/v1/workflows/create",
                 json={"name": "from elsewhere", "pipelineSteps": STEPS},

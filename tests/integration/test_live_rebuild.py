@@ -14,9 +14,9 @@ import pytest
 from composition.services import Services
 from projections import rebuild
 from tests.support.client import Api
+from tests.support.data import STEP
 from tests.support.servers import Server, run_cli
 
-STEP = {"type": "designer", "cliId": "claude"}
 SEED_WORKFLOWS = 60
 READERS = 3
 
@@ -182,7 +182,7 @@ def test_rebuild_of_an_unknown_read_model_names_the_known_ones(database_url: str
 
 
 def test_writes_between_the_build_and_the_swap_are_in_the_swapped_view(
-    api: Api, backend: Services, database_url: str, monkeypatch: pytest.MonkeyPatch
+    api: Api, services: Services, database_url: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     before = api.create("before the rebuild")["id"]
     late: list[str] = []
@@ -197,7 +197,7 @@ def test_writes_between_the_build_and_the_swap_are_in_the_swapped_view(
     monkeypatch.setattr(rebuild, "_catch_up", lambda *_: None)  # the swap alone must do it
 
     report = rebuild.rebuild_live(
-        backend.workflows, rebuild.rebuildable(backend.projector.runners), database_url
+        services.workflows, rebuild.rebuildable(services.projector.runners), database_url
     )
 
     assert [view.error for view in report.views] == [None] * len(report.views)
@@ -205,17 +205,17 @@ def test_writes_between_the_build_and_the_swap_are_in_the_swapped_view(
     assert sorted(listed) == sorted([before, *late])
     created = [item["workflowId"] for item in api.get("/events", type="workflow.created").json()["items"]]
     assert sorted(created) == sorted([before, *late])
-    positions = backend.projector.positions()
-    assert set(positions.values()) == {backend.workflows.recorder.max_notification_id()}
+    positions = services.projector.positions()
+    assert set(positions.values()) == {services.workflows.recorder.max_notification_id()}
 
 
 def test_a_rebuild_repairs_rows_changed_removed_or_added_behind_its_back(
-    api: Api, backend: Services, database_url: str
+    api: Api, services: Services, database_url: str
 ) -> None:
     kept = api.create("Kept")["id"]
     other = api.create("Other")["id"]
     api.post("/workflows/rename", {"workflowId": kept, "name": "Kept, renamed"})
-    with backend.database.transaction() as tx:
+    with services.database.transaction() as tx:
         tx.execute("UPDATE workflow_summary SET item = '{}' WHERE workflow_id = ?", (kept,))
         tx.execute("DELETE FROM workflow_summary WHERE workflow_id = ?", (other,))
         tx.execute("DELETE FROM workflow_version WHERE workflow_id = ? AND version = 2", (kept,))

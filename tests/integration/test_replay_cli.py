@@ -48,17 +48,17 @@ def build(api: Api) -> tuple[str, list[dict[str, Any]]]:
     return workflow_id, states
 
 
-def test_replay_by_version_answers_what_get_with_version_answers(api: Api, backend: Services) -> None:
+def test_replay_by_version_answers_what_get_with_version_answers(api: Api, services: Services) -> None:
     workflow_id, _ = build(api)
-    url = backend.settings.database_url
+    url = services.settings.database_url
     for version in (1, 2, 3, 4):
         expected = api.get("/workflows/get", id=workflow_id, version=version).json()
         assert replayed(url, "--workflow", workflow_id, "--version", str(version)) == expected
 
 
-def test_replay_at_a_time_answers_what_get_as_of_answers(api: Api, backend: Services) -> None:
+def test_replay_at_a_time_answers_what_get_as_of_answers(api: Api, services: Services) -> None:
     workflow_id, states = build(api)
-    url = backend.settings.database_url
+    url = services.settings.database_url
     moments = [state["updatedAt"] for state in states]
     deleted = next(state for state in states if state["deletedAt"] is not None)
     assert deleted["updatedAt"] in moments  # the moment it was in the trash is one of them
@@ -70,9 +70,9 @@ def test_replay_at_a_time_answers_what_get_as_of_answers(api: Api, backend: Serv
     assert replayed(url, "--workflow", workflow_id, "--at", "2999-01-01T00:00:00Z") == now
 
 
-def test_replay_events_lists_what_history_lists(api: Api, backend: Services) -> None:
+def test_replay_events_lists_what_history_lists(api: Api, services: Services) -> None:
     workflow_id, _ = build(api)
-    url = backend.settings.database_url
+    url = services.settings.database_url
     history = api.get("/workflows/history", id=workflow_id).json()["items"]
     without_positions = [{k: v for k, v in item.items() if k != "position"} for item in history]
     assert replayed(url, "--workflow", workflow_id, "--version", "4", "--events") == without_positions
@@ -82,9 +82,9 @@ def test_replay_events_lists_what_history_lists(api: Api, backend: Services) -> 
     assert up_to_two[1]["actor"]["keyName"] == "tests key"
 
 
-def test_replay_refuses_what_does_not_exist(api: Api, other_api: Api, backend: Services) -> None:
+def test_replay_refuses_what_does_not_exist(api: Api, other_api: Api, services: Services) -> None:
     workflow_id, _ = build(api)
-    url = backend.settings.database_url
+    url = services.settings.database_url
     erased = api.create("Secret")["id"]
     assert api.post("/workflows/permanent-delete", {"workflowId": erased}).status_code == 200
     run_id = api.post("/runs/start", {"workflowId": workflow_id, "prompt": "go"}).json()["id"]

@@ -8,13 +8,13 @@ from composition.services import Services
 from composition.settings import Settings
 
 
-def test_many_backends_creating_tables_at_once_all_succeed(database_url: str) -> None:
+def test_many_services_creating_tables_at_once_all_succeed(database_url: str) -> None:
     def start(_: int) -> int:
-        backend = Services(Settings(database_url=database_url))
+        services = Services(Settings(database_url=database_url))
         try:
-            return len(backend.projector.positions())
+            return len(services.projector.positions())
         finally:
-            backend.close()
+            services.close()
 
     with ThreadPoolExecutor(max_workers=8) as pool:
         counts = list(pool.map(start, range(8)))
@@ -27,7 +27,7 @@ def test_many_backends_creating_tables_at_once_all_succeed(database_url: str) ->
         again.close()
 
 
-def test_a_worker_backend_does_not_create_tables(database_url: str) -> None:
+def test_the_services_of_a_worker_create_no_tables(database_url: str) -> None:
     Services(Settings(database_url=database_url)).close()
     worker = Services(Settings(database_url=database_url), create_tables=False)
     try:

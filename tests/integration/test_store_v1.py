@@ -33,11 +33,11 @@ def store_url(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> str:
 
 @pytest.fixture
 def client(store_url: str, tmp_path: Path) -> Iterator[TestClient[Any]]:
-    backend = Services(Settings(database_url=store_url, files_dir=tmp_path / "files"))
-    with TestClient(create_app(backend=backend)) as client:
+    services = Services(Settings(database_url=store_url, files_dir=tmp_path / "files"))
+    with TestClient(create_app(services=services)) as client:
         client.headers["Authorization"] = f"Bearer {RECORDED['key']}"
         yield client
-    backend.close()
+    services.close()
 
 
 def comparable(path: str, answer: Any) -> Any:
@@ -64,13 +64,13 @@ def test_the_old_store_gives_the_same_answers(client: TestClient[Any]) -> None:
 
 def test_views_rebuilt_from_the_old_events_give_the_same_answers(store_url: str, tmp_path: Path) -> None:
     assert main(["rebuild"]) == 0
-    backend = Services(Settings(database_url=store_url, files_dir=tmp_path / "files"))
+    services = Services(Settings(database_url=store_url, files_dir=tmp_path / "files"))
     try:
-        with TestClient(create_app(backend=backend)) as client:
+        with TestClient(create_app(services=services)) as client:
             client.headers["Authorization"] = f"Bearer {RECORDED['key']}"
             assert_same_answers(client)
     finally:
-        backend.close()
+        services.close()
 
 
 def test_the_old_store_takes_new_writes(client: TestClient[Any]) -> None:

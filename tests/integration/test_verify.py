@@ -43,10 +43,10 @@ def test_verify_exits_0_on_a_healthy_store(api: Api, database_url: str) -> None:
 
 
 def test_a_changed_row_is_named_by_view_row_and_column(
-    api: Api, backend: Services, database_url: str
+    api: Api, services: Services, database_url: str
 ) -> None:
     ids = some_of_everything(api)
-    with backend.database.transaction() as tx:
+    with services.database.transaction() as tx:
         row = tx.execute("SELECT item FROM workflow_summary WHERE workflow_id = ?", (ids["kept"],)).fetchone()
         item = {**json.loads(row["item"]), "name": "Changed behind its back"}
         tx.execute(
@@ -63,9 +63,9 @@ def test_a_changed_row_is_named_by_view_row_and_column(
     assert ": 1 difference\n" in output
 
 
-def test_a_deleted_row_and_an_extra_row_are_named(api: Api, backend: Services, database_url: str) -> None:
+def test_a_deleted_row_and_an_extra_row_are_named(api: Api, services: Services, database_url: str) -> None:
     ids = some_of_everything(api)
-    with backend.database.transaction() as tx:
+    with services.database.transaction() as tx:
         tx.execute("DELETE FROM runs WHERE run_id = ?", (ids["run"],))
         tx.execute(
             "INSERT INTO audit_run (run_id, workflow_id, project_id) VALUES (?, ?, ?)",
@@ -81,10 +81,10 @@ def test_a_deleted_row_and_an_extra_row_are_named(api: Api, backend: Services, d
 
 
 def test_a_changed_number_is_named_and_a_float_equal_to_1e_9_is_not(
-    api: Api, backend: Services, database_url: str
+    api: Api, services: Services, database_url: str
 ) -> None:
     some_of_everything(api)
-    with backend.database.transaction() as tx:
+    with services.database.transaction() as tx:
         tx.execute("UPDATE analytics_daily SET cost_usd = cost_usd * (1 + 1e-12)")
         tx.execute("UPDATE workflow_version SET version = version + 100 WHERE version = 2")
 
@@ -99,16 +99,16 @@ def test_a_changed_number_is_named_and_a_float_equal_to_1e_9_is_not(
 
 def test_an_event_a_view_skipped_is_skipped_by_the_replay_too(
     api: Api,
-    backend: Services,
+    services: Services,
     database_url: str,
     tmp_path: Path,
     monkeypatch: pytest.MonkeyPatch,
     capsys: pytest.CaptureFixture[str],
 ) -> None:
-    make_nul_unstorable(backend, monkeypatch)  # PostgreSQL refuses it by itself
-    _, run_id = a_run(backend, api.project_id)
-    report_a_nul(backend, api.project_id, run_id)
-    assert backend.projector.failures()[0] == 1
+    make_nul_unstorable(services, monkeypatch)  # PostgreSQL refuses it by itself
+    _, run_id = a_run(services, api.project_id)
+    report_a_nul(services, api.project_id, run_id)
+    assert services.projector.failures()[0] == 1
     monkeypatch.setenv("DATABASE_URL", database_url)
     monkeypatch.chdir(tmp_path)
 

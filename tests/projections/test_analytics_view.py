@@ -16,10 +16,10 @@ from domain.run import STATUSES
 from domain.run_values import RunReport, RunRequest
 from domain.workflow import Actor
 from domain.workflow_content import WorkflowContent
+from tests.support.data import STEPS
 from tests.support.views import replay_from_scratch, view_rows
 
 ALICE: Actor = {"keyId": "k1", "keyName": "alice"}
-STEPS = [{"type": "designer", "cliId": "claude"}]
 
 line = st.fixed_dictionaries(
     {
@@ -51,18 +51,18 @@ action = st.one_of(
 )
 
 
-def rebuilt(backend: Services) -> dict[str, list[tuple[Any, ...]]]:
-    replay_from_scratch(backend, "analytics", "related")
-    return view_rows(backend, "analytics", "related")
+def rebuilt(services: Services) -> dict[str, list[tuple[Any, ...]]]:
+    replay_from_scratch(services, "analytics", "related")
+    return view_rows(services, "analytics", "related")
 
 
 @settings(max_examples=20, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(steps=st.lists(action, min_size=1, max_size=12))
 def test_the_views_always_agree_with_the_runs_and_a_fresh_rebuild(
-    backend: Services, steps: list[Any]
+    services: Services, steps: list[Any]
 ) -> None:
-    project = backend.accounts.create_project("property").project_id
-    service = backend.workflows
+    project = services.accounts.create_project("property").project_id
+    service = services.workflows
     workflows = [
         str(
             service.create_workflow(
@@ -77,7 +77,7 @@ def test_the_views_always_agree_with_the_runs_and_a_fresh_rebuild(
         position = None
         try:
             if kind == "start":
-                saved = backend.runs.start_run(ALICE, project, workflows[which], RunRequest(prompt="go"))
+                saved = services.runs.start_run(ALICE, project, workflows[which], RunRequest(prompt="go"))
                 runs.append((workflows[which], str(saved.run.id)))
                 position = saved.position
             elif kind == "erase":
@@ -88,25 +88,25 @@ def test_the_views_always_agree_with_the_runs_and_a_fresh_rebuild(
                 _, run_id = runs[which % len(runs)]
                 if kind == "report":
                     report = {"status": status, "costBreakdown": lines, "links": linked}
-                    position = backend.runs.report_run(
+                    position = services.runs.report_run(
                         ALICE, project, run_id, msgspec.convert(report, RunReport)
                     ).position
                 else:
-                    position = backend.runs.cancel_run(ALICE, project, run_id).position
+                    position = services.runs.cancel_run(ALICE, project, run_id).position
         except (Conflict, NotFound):
             pass
-        backend.make_visible(position)
-    backend.analytics.clock = lambda: datetime.now(UTC)
+        services.make_visible(position)
+    services.analytics.clock = lambda: datetime.now(UTC)
     for workflow_id in workflows:
         if workflow_id in erased:
             continue
-        statistics = backend.analytics.run_statistics(
-            workflow_id, 2, "daily", backend.related.counts(workflow_id)
+        statistics = services.analytics.run_statistics(
+            workflow_id, 2, "daily", services.related.counts(workflow_id)
         )
         documents = [
             document
             for owner, run_id in runs
-            if owner == workflow_id and (document := backend.runs_view.get(project, run_id)) is not None
+            if owner == workflow_id and (document := services.runs_view.get(project, run_id)) is not None
         ]
         by_status = {status: sum(d.status == status for d in documents) for status in STATUSES}
         kpis = statistics.kpis
@@ -116,7 +116,7 @@ def test_the_views_always_agree_with_the_runs_and_a_fresh_rebuild(
         assert kpis.cancelled_runs == by_status["cancelled"]
         assert kpis.active_runs == by_status["queued"] + by_status["running"]
         assert math.isclose(kpis.total_cost_usd, sum(d.cost_usd for d in documents), abs_tol=1e-6)
-        related = backend.related.entities(workflow_id)
+        related = services.related.entities(workflow_id)
         assert statistics.related.personas == len(related.personas)
-    before = view_rows(backend, "analytics", "related")
-    assert rebuilt(backend) == before
+    before = view_rows(services, "analytics", "related")
+    assert rebuilt(services) == before

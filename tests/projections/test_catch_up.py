@@ -11,7 +11,7 @@ from composition.services import Services
 from composition.settings import Settings
 from domain.workflow import Actor
 from domain.workflow_content import WorkflowChanges, WorkflowContent
-from projections.runner import TrackedView
+from projections.tracked_view import TrackedView
 from tests.support.views import (
     catch_up,
     drop_tables,
@@ -25,9 +25,9 @@ ACTOR: Actor = {"keyId": "k1", "keyName": "ops"}
 STEPS = [{"type": "designer", "cliId": "claude", "model": None, "instructions": None, "id": None}]
 
 
-def fill(backend: Services, project_id: str, count: int = 12) -> None:
+def fill(services: Services, project_id: str, count: int = 12) -> None:
     """A stream with every kind of workflow event, written through the domain without settling."""
-    service = backend.workflows
+    service = services.workflows
     for i in range(count):
         content = WorkflowContent.from_data({"name": f"wf {i}", "pipelineSteps": STEPS})
         saved = service.create_workflow(ACTOR, project_id, content)
@@ -44,13 +44,13 @@ def fill(backend: Services, project_id: str, count: int = 12) -> None:
             service.permanently_delete_workflow(ACTOR, project_id, workflow_id)
 
 
-def dump(backend: Services, runner: TrackedView) -> dict[str, list[tuple[Any, ...]]]:
-    return view_rows(backend, runner.name)
+def dump(services: Services, runner: TrackedView) -> dict[str, list[tuple[Any, ...]]]:
+    return view_rows(services, runner.name)
 
 
-def rebuilt(backend: Services, runner: TrackedView) -> dict[str, list[tuple[Any, ...]]]:
-    replay_from_scratch(backend, runner.name)
-    return dump(backend, runner)
+def rebuilt(services: Services, runner: TrackedView) -> dict[str, list[tuple[Any, ...]]]:
+    replay_from_scratch(services, runner.name)
+    return dump(services, runner)
 
 
 def test_a_stopped_projection_resumes_and_equals_a_fresh_replay(database_url: str) -> None:
@@ -80,11 +80,11 @@ def test_a_stopped_projection_resumes_and_equals_a_fresh_replay(database_url: st
 def test_a_crash_mid_batch_neither_loses_nor_double_applies(
     database_url: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    backend = Services(Settings(database_url=database_url))
+    services = Services(Settings(database_url=database_url))
     try:
-        project = backend.accounts.create_project("p").project_id
-        fill(backend, project, count=6)
-        runner = view_named(backend, "workflow_version")
+        project = services.accounts.create_project("p").project_id
+        fill(services, project, count=6)
+        runner = view_named(services, "workflow_version")
         projection = runner.projection
         real_apply = type(projection).apply
         calls = {"n": 0}
@@ -105,9 +105,9 @@ def test_a_crash_mid_batch_neither_loses_nor_double_applies(
         monkeypatch.undo()
 
         catch_up(runner)
-        assert dump(backend, runner) == rebuilt(backend, runner)
+        assert dump(services, runner) == rebuilt(services, runner)
     finally:
-        backend.close()
+        services.close()
 
 
 def test_two_runners_on_one_view_apply_each_batch_once(database_url: str) -> None:
@@ -129,9 +129,9 @@ def test_two_runners_on_one_view_apply_each_batch_once(database_url: str) -> Non
         second.close()
 
 
-def test_the_app_follows_events_written_by_other_writers(backend: Services, api: Any) -> None:
+def test_the_app_follows_events_written_by_other_writers(services: Services, api: Any) -> None:
     """Events saved outside the HTTP path (scripts, other hosts) reach the read models unprompted."""
-    saved = backend.workflows.create_workflow(
+    saved = services.workflows.create_workflow(
         ACTOR, api.project_id, WorkflowContent.from_data({"name": "from a script", "pipelineSteps": STEPS})
     )
     deadline = time.monotonic() + 10
@@ -144,22 +144,22 @@ def test_the_app_follows_events_written_by_other_writers(backend: Services, api:
 
 
 def test_rebuilding_one_view_never_moves_the_others_back(database_url: str) -> None:
-    backend = Services(Settings(database_url=database_url))
+    services = Services(Settings(database_url=database_url))
     try:
-        project = backend.accounts.create_project("p").project_id
-        fill(backend, project)
-        backend.projector.catch_up()
-        summary = view_named(backend, "workflow_summary")
-        versions = view_named(backend, "workflow_version")
+        project = services.accounts.create_project("p").project_id
+        fill(services, project)
+        services.projector.catch_up()
+        summary = view_named(services, "workflow_summary")
+        versions = view_named(services, "workflow_version")
         drop_tables(versions)
         versions.create_tables()
-        fill(backend, project, count=1)  # the other views now lag a little, the rebuilt one a lot
-        for runner in backend.projector.runners:
+        fill(services, project, count=1)  # the other views now lag a little, the rebuilt one a lot
+        for runner in services.projector.runners:
             runner.batch_size = 5
-        backend.projector.catch_up()
-        head = backend.workflows.recorder.max_notification_id()
-        assert set(backend.projector.positions().values()) == {head}
-        assert dump(backend, summary) == rebuilt(backend, summary)
-        assert dump(backend, versions) == rebuilt(backend, versions)
+        services.projector.catch_up()
+        head = services.workflows.recorder.max_notification_id()
+        assert set(services.projector.positions().values()) == {head}
+        assert dump(services, summary) == rebuilt(services, summary)
+        assert dump(services, versions) == rebuilt(services, versions)
     finally:
-        backend.close()
+        services.close()

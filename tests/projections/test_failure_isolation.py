@@ -19,7 +19,7 @@ from domain.run_values import RunReport
 from domain.workflow import Workflow
 from domain.workflow_content import WorkflowChanges, WorkflowContent
 from projections.failures import is_transient
-from projections.runner import TrackedView
+from projections.tracked_view import TrackedView
 from projections.workflow_versions import WorkflowVersionsProjection
 from tests.support.data import ACTOR, STEPS
 from tests.support.domain import a_run, head
@@ -27,58 +27,58 @@ from tests.support.failing_views import NUL_NAME, fail_on, make_nul_unstorable, 
 from tests.support.views import rebuild_in_place, view_named, view_position, view_rows
 
 
-def dump(backend: Services, runner: TrackedView) -> dict[str, list[tuple[Any, ...]]]:
-    return view_rows(backend, runner.name)
+def dump(services: Services, runner: TrackedView) -> dict[str, list[tuple[Any, ...]]]:
+    return view_rows(services, runner.name)
 
 
-def failures(backend: Services) -> list[tuple[str, int, str]]:
-    return [(f.view, f.position, f.topic) for f in backend.projector.failures(limit=100)[1]]
+def failures(services: Services) -> list[tuple[str, int, str]]:
+    return [(f.view, f.position, f.topic) for f in services.projector.failures(limit=100)[1]]
 
 
-def related_ids(backend: Services, workflow_id: str) -> set[str]:
-    linked = backend.related.entities(workflow_id)
+def related_ids(services: Services, workflow_id: str) -> set[str]:
+    linked = services.related.entities(workflow_id)
     return {entity.id for entity in [*linked.personas, *linked.issues, *linked.learning_versions]}
 
 
 def test_a_view_skips_only_the_event_it_cannot_apply(
-    backend: Services, monkeypatch: pytest.MonkeyPatch
+    services: Services, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    make_nul_unstorable(backend, monkeypatch)
-    project = backend.accounts.create_project("p").project_id
-    workflow_id, run_id = a_run(backend, project)
+    make_nul_unstorable(services, monkeypatch)
+    project = services.accounts.create_project("p").project_id
+    workflow_id, run_id = a_run(services, project)
 
-    poisoned_at = report_a_nul(backend, project, run_id)
+    poisoned_at = report_a_nul(services, project, run_id)
     report = {"status": "running", "links": {"issues": [{"id": "ISS-7", "name": "later"}]}}
-    later = backend.runs.report_run(ACTOR, project, run_id, msgspec.convert(report, RunReport))
-    backend.make_visible(later.position)
+    later = services.runs.report_run(ACTOR, project, run_id, msgspec.convert(report, RunReport))
+    services.make_visible(later.position)
 
-    assert set(backend.projector.positions().values()) == {head(backend)}
-    assert failures(backend) == [("related", poisoned_at, get_topic(Run.Reported))]
-    failure = backend.projector.failures()[1][0]
-    assert failure.error_type == ("DataError" if backend.database.dialect == "postgres" else "ValueError")
+    assert set(services.projector.positions().values()) == {head(services)}
+    assert failures(services) == [("related", poisoned_at, get_topic(Run.Reported))]
+    failure = services.projector.failures()[1][0]
+    assert failure.error_type == ("DataError" if services.database.dialect == "postgres" else "ValueError")
     assert "NUL" in failure.error_message
-    run = backend.runs_view.get(project, run_id)
+    run = services.runs_view.get(project, run_id)
     assert run is not None
     assert run.branch_name == "poisoned"  # the runs view applied the event the related view skipped
-    assert related_ids(backend, workflow_id) == {"ISS-7"}  # and the related view went on after it
-    for runner in backend.projector.runners:
+    assert related_ids(services, workflow_id) == {"ISS-7"}  # and the related view went on after it
+    for runner in services.projector.runners:
         if runner.name != "related":
-            before = dump(backend, runner)
+            before = dump(services, runner)
             rebuild_in_place(runner)
-            assert dump(backend, runner) == before, runner.name
+            assert dump(services, runner) == before, runner.name
 
 
 def test_an_event_that_cannot_be_decoded_is_recorded_for_each_view_that_reads_it(
-    backend: Services, monkeypatch: pytest.MonkeyPatch
+    services: Services, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    project = backend.accounts.create_project("p").project_id
-    saved = backend.workflows.create_workflow(
+    project = services.accounts.create_project("p").project_id
+    saved = services.workflows.create_workflow(
         ACTOR, project, WorkflowContent.from_data({"name": "wf", "pipelineSteps": STEPS})
     )
     workflow_id = str(saved.workflow.id)
-    backend.make_visible(saved.position)
-    renamed = backend.workflows.rename_workflow(ACTOR, project, workflow_id, "unreadable")
-    mapper = backend.workflows.mapper
+    services.make_visible(saved.position)
+    renamed = services.workflows.rename_workflow(ACTOR, project, workflow_id, "unreadable")
+    mapper = services.workflows.mapper
     real_decode = mapper.to_domain_event
 
     def decode(stored: Any) -> Any:
@@ -87,49 +87,49 @@ def test_an_event_that_cannot_be_decoded_is_recorded_for_each_view_that_reads_it
         return real_decode(stored)
 
     monkeypatch.setattr(mapper, "to_domain_event", decode)
-    backend.make_visible(renamed.position)
-    later = backend.workflows.update_workflow(
+    services.make_visible(renamed.position)
+    later = services.workflows.update_workflow(
         ACTOR, project, workflow_id, WorkflowChanges(description="after")
     )
-    backend.make_visible(later.position)
+    services.make_visible(later.position)
 
     topic = get_topic(Workflow.Renamed)
-    readers = sorted(runner.name for runner in backend.projector.runners if runner.wants(topic))
+    readers = sorted(runner.name for runner in services.projector.runners if runner.wants(topic))
     assert readers
-    assert sorted(failures(backend)) == [(name, renamed.position, topic) for name in readers]
-    assert set(backend.projector.positions().values()) == {head(backend)}
-    document = backend.summaries.get(project, workflow_id)
+    assert sorted(failures(services)) == [(name, renamed.position, topic) for name in readers]
+    assert set(services.projector.positions().values()) == {head(services)}
+    document = services.summaries.get(project, workflow_id)
     assert document is not None
     assert document.description == "after"
 
 
 def test_a_database_error_is_not_blamed_on_the_event(
-    backend: Services, monkeypatch: pytest.MonkeyPatch
+    services: Services, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    project = backend.accounts.create_project("p").project_id
-    before = dict(backend.projector.positions())
+    project = services.accounts.create_project("p").project_id
+    before = dict(services.projector.positions())
 
     def busy() -> BaseException:
-        if backend.database.dialect == "postgres":
+        if services.database.dialect == "postgres":
             return psycopg.errors.LockNotAvailable("canceling statement due to lock timeout")
         return sqlite3.OperationalError("database is locked")
 
     fail_on(monkeypatch, WorkflowVersionsProjection, lambda event: True, busy)
-    saved = backend.workflows.create_workflow(
+    saved = services.workflows.create_workflow(
         ACTOR, project, WorkflowContent.from_data({"name": "wf", "pipelineSteps": STEPS})
     )
     with pytest.raises(Exception) as raised:  # noqa: PT011 - whichever driver's error, wrapped or not
-        backend.projector.catch_up()
+        services.projector.catch_up()
     assert is_transient(raised.value)
-    assert backend.projector.positions() == before  # the whole batch waits for the database
-    assert failures(backend) == []
+    assert services.projector.positions() == before  # the whole batch waits for the database
+    assert failures(services) == []
 
-    backend.make_visible(saved.position)  # a write's make_visible logs it and returns: the write was stored
+    services.make_visible(saved.position)  # a write's make_visible logs it and returns: the write was stored
     monkeypatch.undo()
-    backend.projector.catch_up()
-    assert failures(backend) == []
-    assert backend.history.versions(project, str(saved.workflow.id)) is not None
-    assert set(backend.projector.positions().values()) == {head(backend)}
+    services.projector.catch_up()
+    assert failures(services) == []
+    assert services.history.versions(project, str(saved.workflow.id)) is not None
+    assert set(services.projector.positions().values()) == {head(services)}
 
 
 def test_a_restart_starts_and_keeps_the_record(
@@ -160,48 +160,50 @@ def test_a_restart_starts_and_keeps_the_record(
         restarted.close()
 
 
-def test_a_rebuild_applies_a_skipped_event_again(backend: Services, monkeypatch: pytest.MonkeyPatch) -> None:
-    project = backend.accounts.create_project("p").project_id
-    saved = backend.workflows.create_workflow(
+def test_a_rebuild_applies_a_skipped_event_again(services: Services, monkeypatch: pytest.MonkeyPatch) -> None:
+    project = services.accounts.create_project("p").project_id
+    saved = services.workflows.create_workflow(
         ACTOR, project, WorkflowContent.from_data({"name": "wf", "pipelineSteps": STEPS})
     )
     workflow_id = str(saved.workflow.id)
-    backend.make_visible(saved.position)
+    services.make_visible(saved.position)
     fail_on(
         monkeypatch,
         WorkflowVersionsProjection,
         lambda event: getattr(event, "name", None) == "renamed",
         lambda: KeyError("a bug in the view"),
     )
-    renamed = backend.workflows.rename_workflow(ACTOR, project, workflow_id, "renamed")
-    backend.make_visible(renamed.position)
-    runner = view_named(backend, "workflow_version")
-    assert failures(backend) == [("workflow_version", renamed.position, get_topic(Workflow.Renamed))]
+    renamed = services.workflows.rename_workflow(ACTOR, project, workflow_id, "renamed")
+    services.make_visible(renamed.position)
+    runner = view_named(services, "workflow_version")
+    assert failures(services) == [("workflow_version", renamed.position, get_topic(Workflow.Renamed))]
 
     position, again = rebuild_in_place(runner)  # the bug is still there: recorded again, nothing else lost
-    assert position == head(backend)
+    assert position == head(services)
     assert [(f.view, f.position) for f in again] == [("workflow_version", renamed.position)]
-    assert failures(backend) == [("workflow_version", renamed.position, get_topic(Workflow.Renamed))]
-    skipped = dump(backend, runner)
+    assert failures(services) == [("workflow_version", renamed.position, get_topic(Workflow.Renamed))]
+    skipped = dump(services, runner)
 
     monkeypatch.undo()  # the bug is fixed
     position, again = rebuild_in_place(runner)
-    assert (position, again, failures(backend)) == (head(backend), [], [])
-    assert dump(backend, runner) != skipped
-    versions = backend.history.versions(project, workflow_id)
+    assert (position, again, failures(services)) == (head(services), [], [])
+    assert dump(services, runner) != skipped
+    versions = services.history.versions(project, workflow_id)
     assert versions is not None
     assert [entry.version for entry in versions.versions] == [2, 1]
 
 
-def test_a_rebuild_that_fails_leaves_the_old_view(backend: Services, monkeypatch: pytest.MonkeyPatch) -> None:
-    project = backend.accounts.create_project("p").project_id
+def test_a_rebuild_that_fails_leaves_the_old_view(
+    services: Services, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    project = services.accounts.create_project("p").project_id
     for i in range(4):
-        saved = backend.workflows.create_workflow(
+        saved = services.workflows.create_workflow(
             ACTOR, project, WorkflowContent.from_data({"name": f"wf {i}", "pipelineSteps": STEPS})
         )
-        backend.make_visible(saved.position)
-    runner = view_named(backend, "workflow_summary")
-    before = dump(backend, runner)
+        services.make_visible(saved.position)
+    runner = view_named(services, "workflow_summary")
+    before = dump(services, runner)
     position = view_position(runner)
     calls = {"n": 0}
 
@@ -210,7 +212,7 @@ def test_a_rebuild_that_fails_leaves_the_old_view(backend: Services, monkeypatch
         return calls["n"] == 3
 
     def lost() -> BaseException:
-        if backend.database.dialect == "postgres":
+        if services.database.dialect == "postgres":
             return psycopg.OperationalError("server closed the connection unexpectedly")
         return sqlite3.OperationalError("disk I/O error")
 
@@ -220,16 +222,16 @@ def test_a_rebuild_that_fails_leaves_the_old_view(backend: Services, monkeypatch
         rebuild_in_place(runner)
     assert is_transient(raised.value)
     assert calls["n"] == 3
-    assert dump(backend, runner) == before
+    assert dump(services, runner) == before
     assert view_position(runner) == position
-    assert failures(backend) == []
+    assert failures(services) == []
 
 
 def test_a_statement_the_database_refuses_inside_a_view_is_contained(
-    backend: Services, monkeypatch: pytest.MonkeyPatch
+    services: Services, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """PostgreSQL aborts the whole transaction on a refused statement; only the view's part is undone."""
-    project = backend.accounts.create_project("p").project_id
+    project = services.accounts.create_project("p").project_id
     real_apply = inspect.getattr_static(WorkflowVersionsProjection, "apply")
 
     def apply(self: Any, event: Any, tx: Any) -> None:
@@ -240,16 +242,16 @@ def test_a_statement_the_database_refuses_inside_a_view_is_contained(
     monkeypatch.setattr(WorkflowVersionsProjection, "apply", apply)
     names = ["before", "refused", "after"]
     created = [
-        backend.workflows.create_workflow(
+        services.workflows.create_workflow(
             ACTOR, project, WorkflowContent.from_data({"name": name, "pipelineSteps": STEPS})
         )
         for name in names
     ]
-    backend.projector.catch_up()  # one batch holding all three
+    services.projector.catch_up()  # one batch holding all three
 
-    assert failures(backend) == [("workflow_version", created[1].position, get_topic(Workflow.Created))]
+    assert failures(services) == [("workflow_version", created[1].position, get_topic(Workflow.Created))]
     kept = {
-        name: backend.history.versions(project, str(saved.workflow.id))
+        name: services.history.versions(project, str(saved.workflow.id))
         for name, saved in zip(names, created, strict=True)
     }
     assert {name: versions is not None for name, versions in kept.items()} == {
@@ -257,4 +259,4 @@ def test_a_statement_the_database_refuses_inside_a_view_is_contained(
         "refused": False,
         "after": True,
     }
-    assert all(backend.summaries.get(project, str(saved.workflow.id)) for saved in created)
+    assert all(services.summaries.get(project, str(saved.workflow.id)) for saved in created)

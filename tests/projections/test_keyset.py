@@ -27,9 +27,9 @@ def pages(tx: Tx, order: Keyset, limit: int) -> list[tuple[list[tuple[Any, ...]]
 
 
 @pytest.mark.parametrize("descending", [False, True])
-def test_pages_hold_every_row_once_in_order(backend: Services, descending: bool) -> None:
+def test_pages_hold_every_row_once_in_order(services: Services, descending: bool) -> None:
     order = Keyset(("rank", "name"), descending=descending)
-    with backend.database.transaction(commit=False) as tx:  # rolled back: the table never outlives the test
+    with services.database.transaction(commit=False) as tx:  # rolled back: the table never outlives the test
         tx.execute("CREATE TEMPORARY TABLE paged (project TEXT, rank INTEGER, name TEXT)")
         for rank, name in ROWS:
             tx.execute("INSERT INTO paged (project, rank, name) VALUES ('p', ?, ?)", (rank, name))

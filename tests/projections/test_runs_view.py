@@ -14,10 +14,10 @@ from domain.run import FINISHED, STATUSES
 from domain.run_values import RunReport, RunRequest
 from domain.workflow import Actor
 from domain.workflow_content import WorkflowContent
+from tests.support.data import STEPS
 from tests.support.views import replay_from_scratch, view_rows
 
 ALICE: Actor = {"keyId": "k1", "keyName": "alice"}
-STEPS = [{"type": "designer", "cliId": "claude"}]
 
 line = st.fixed_dictionaries(
     {
@@ -43,23 +43,23 @@ action = st.one_of(
 )
 
 
-def rebuilt_rows(backend: Services) -> dict[str, list[tuple[Any, ...]]]:
-    replay_from_scratch(backend, "runs")
-    return view_rows(backend, "runs")
+def rebuilt_rows(services: Services) -> dict[str, list[tuple[Any, ...]]]:
+    replay_from_scratch(services, "runs")
+    return view_rows(services, "runs")
 
 
 @settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(steps=st.lists(action, min_size=1, max_size=10))
-def test_the_runs_view_always_equals_a_fresh_rebuild(backend: Services, steps: list[Any]) -> None:
-    project = backend.accounts.create_project("property").project_id
-    runs = backend.runs
+def test_the_runs_view_always_equals_a_fresh_rebuild(services: Services, steps: list[Any]) -> None:
+    project = services.accounts.create_project("property").project_id
+    runs = services.runs
     workflow_id = str(
-        backend.workflows.create_workflow(
+        services.workflows.create_workflow(
             ALICE, project, WorkflowContent.from_data({"name": "W", "pipelineSteps": STEPS})
         ).workflow.id
     )
     first = runs.start_run(ALICE, project, workflow_id, RunRequest(prompt="go"))
-    backend.make_visible(first.position)
+    services.make_visible(first.position)
     run_ids = [str(first.run.id)]
     erased = False
     for kind, status, lines, linked in steps:
@@ -77,15 +77,17 @@ def test_the_runs_view_always_equals_a_fresh_rebuild(backend: Services, steps: l
                 run_ids.append(str(saved.run.id))
                 position = saved.position
             elif not erased:
-                position = backend.workflows.permanently_delete_workflow(ALICE, project, workflow_id).position
+                position = services.workflows.permanently_delete_workflow(
+                    ALICE, project, workflow_id
+                ).position
                 erased = True
         except Conflict:
             assert not erased
         except NotFound:
             assert erased
-        backend.make_visible(position)
+        services.make_visible(position)
     for run_id in run_ids:
-        document = backend.runs_view.get(project, run_id)
+        document = services.runs_view.get(project, run_id)
         if erased:
             assert document is None
             continue
@@ -95,5 +97,5 @@ def test_the_runs_view_always_equals_a_fresh_rebuild(backend: Services, steps: l
         assert (document.duration_ms is not None) == (document.status in FINISHED)
         assert document.cost_usd >= 0
         assert document.status == runs.get_run(project, run_id).status
-    before = view_rows(backend, "runs")
-    assert rebuilt_rows(backend) == before
+    before = view_rows(services, "runs")
+    assert rebuilt_rows(services) == before

@@ -29,24 +29,24 @@ def erased_workflow_with_a_run(api: Api) -> dict[str, str]:
     return {"kept": kept, "gone": gone, "run": run}
 
 
-def rebuild_every_view(backend: Services) -> None:
-    for runner in backend.projector.runners:
+def rebuild_every_view(services: Services) -> None:
+    for runner in services.projector.runners:
         _, skipped = rebuild_in_place(runner)
         assert skipped == []
 
 
 def test_a_rebuild_after_a_permanent_delete_keeps_every_item_without_content(
-    api: Api, backend: Services
+    api: Api, services: Services
 ) -> None:
     ids = erased_workflow_with_a_run(api)
     before = audit_log(api)
-    rows_before = view_rows(backend)
+    rows_before = view_rows(services)
 
-    rebuild_every_view(backend)
+    rebuild_every_view(services)
 
     after = audit_log(api)
     assert after == before
-    assert view_rows(backend) == rows_before
+    assert view_rows(services) == rows_before
     of_gone = [item for item in after if item["workflowId"] == ids["gone"]]
     assert [item["type"] for item in of_gone] == [
         "workflow.created",
@@ -67,9 +67,9 @@ def test_a_rebuild_after_a_permanent_delete_keeps_every_item_without_content(
     assert "secret" not in repr(after).lower()
 
 
-def test_views_without_erased_content_ignore_tombstones(api: Api, backend: Services) -> None:
+def test_views_without_erased_content_ignore_tombstones(api: Api, services: Services) -> None:
     ids = erased_workflow_with_a_run(api)
-    rebuild_every_view(backend)
+    rebuild_every_view(services)
 
     assert api.get("/workflows/get", id=ids["gone"]).status_code == 404
     assert api.get("/workflows/get", id=ids["kept"]).status_code == 200
@@ -77,10 +77,10 @@ def test_views_without_erased_content_ignore_tombstones(api: Api, backend: Servi
     assert [item["id"] for item in api.get("/workflows/list").json()["items"]] == [ids["kept"]]
 
 
-def test_tombstones_carry_the_events_clear_fields_and_position(api: Api, backend: Services) -> None:
+def test_tombstones_carry_the_events_clear_fields_and_position(api: Api, services: Services) -> None:
     ids = erased_workflow_with_a_run(api)
     seen: list[Any] = []
-    audit = view_named(backend, "audit")
+    audit = view_named(services, "audit")
     original = audit.projection.apply
 
     def spy(event: Any, tx: Any) -> None:

@@ -8,8 +8,10 @@ from domain.workflow import Actor
 
 ACTOR: Actor = {"keyId": "k1", "keyName": "ops"}
 """The caller of writes made straight through the domain, as a script would, around the HTTP edge."""
-STEPS: list[dict[str, Any]] = [{"type": "designer", "cliId": "claude"}]
-"""A one-step pipeline, as a request body spells it."""
+STEP: dict[str, Any] = {"type": "designer", "cliId": "claude"}
+"""A pipeline step with only the required fields, as a request body spells it."""
+STEPS: list[dict[str, Any]] = [STEP]
+"""A one-step pipeline."""
 OPUS = {
     "model": "claude-opus-4-7",
     "cliId": "claude",

@@ -39,14 +39,14 @@ def names_a_nul(event: Any) -> bool:
     return any("\x00" in str(link.get("name")) for kind in links.values() for link in kind)
 
 
-def make_nul_unstorable(backend: Services, monkeypatch: pytest.MonkeyPatch) -> None:
+def make_nul_unstorable(services: Services, monkeypatch: pytest.MonkeyPatch) -> None:
     """PostgreSQL's TEXT refuses U+0000 by itself; SQLite stores it, so there the related view is made
     to refuse it the same way."""
-    if backend.database.dialect == "sqlite":
+    if services.database.dialect == "sqlite":
         fail_on(monkeypatch, RelatedProjection, names_a_nul, lambda: ValueError("text cannot hold NUL"))
 
 
-def report_a_nul(backend: Services, project_id: str, run_id: str) -> int:
+def report_a_nul(services: Services, project_id: str, run_id: str) -> int:
     """Around the edge, which refuses NUL with 400: straight to the domain, as a script could."""
     links = {"personas": [{"id": "p-nul", "name": NUL_NAME}]}
-    return report(backend, project_id, run_id, status="running", branchName="poisoned", links=links)
+    return report(services, project_id, run_id, status="running", branchName="poisoned", links=links)

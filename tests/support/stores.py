@@ -193,15 +193,15 @@ def _shape(conn: psycopg.Connection[Any]) -> str:
     return str(row[0])
 
 
-def all_table_bytes(backend: Services) -> bytes:
+def all_table_bytes(services: Services) -> bytes:
     """Every value of every table of the store, as bytes (text UTF-8 encoded), concatenated."""
     listing = (
         "SELECT name FROM sqlite_master WHERE type = 'table'"
-        if backend.database.dialect == "sqlite"
+        if services.database.dialect == "sqlite"
         else "SELECT tablename AS name FROM pg_tables WHERE schemaname = 'public'"
     )
     chunks: list[bytes] = []
-    with backend.database.transaction(commit=False) as tx:
+    with services.database.transaction(commit=False) as tx:
         for table in [row["name"] for row in tx.execute(listing).fetchall()]:
             for row in tx.execute(f'SELECT * FROM "{table}"').fetchall():  # noqa: S608 - names from the catalog
                 for value in row.values() if isinstance(row, dict) else tuple(row):

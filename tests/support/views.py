@@ -9,15 +9,15 @@ from projections.catch_up import CatchUp
 from projections.containment import log_failures
 from projections.failures import ProjectionFailure, clear_failures, record_failures
 from projections.reading import read_batch
-from projections.runner import TrackedView
+from projections.tracked_view import TrackedView
 
 FLOAT_DIGITS = 6
 """Sums reached by adding in another order differ in the last bits; rows compare rounded to this."""
 
 
-def view_named(backend: Services, name: str) -> TrackedView:
+def view_named(services: Services, name: str) -> TrackedView:
     """The tracked view of the read model called `name`."""
-    for tracked in backend.projector.runners:
+    for tracked in services.projector.runners:
         if tracked.name == name:
             return tracked
     raise KeyError(name)
@@ -48,9 +48,9 @@ def drop_tables(tracked: TrackedView) -> None:
         clear_failures(tx, tracked.name)
 
 
-def replay_from_scratch(backend: Services, *names: str) -> None:
+def replay_from_scratch(services: Services, *names: str) -> None:
     """The named views (default: all) dropped, created again and caught up from the first event."""
-    for tracked in backend.projector.runners:
+    for tracked in services.projector.runners:
         if not names or tracked.name in names:
             drop_tables(tracked)
             tracked.create_tables()
@@ -82,11 +82,11 @@ def rebuild_in_place(tracked: TrackedView) -> tuple[int, list[ProjectionFailure]
     return reached, failures
 
 
-def view_rows(backend: Services, *names: str) -> dict[str, list[tuple[Any, ...]]]:
+def view_rows(services: Services, *names: str) -> dict[str, list[tuple[Any, ...]]]:
     """Every row of the named views' tables (default: all), sorted, floats rounded, by table."""
     rows: dict[str, list[tuple[Any, ...]]] = {}
-    with backend.database.transaction(commit=False) as tx:
-        for tracked in backend.projector.runners:
+    with services.database.transaction(commit=False) as tx:
+        for tracked in services.projector.runners:
             if names and tracked.name not in names:
                 continue
             for table in tracked.projection.tables:

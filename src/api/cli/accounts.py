@@ -7,7 +7,7 @@ import math
 import sys
 from datetime import UTC, datetime, timedelta
 
-from api.cli.common import Commands, command_backend
+from api.cli.common import Commands, command_services
 from domain.errors import NotFound
 from store.accounts import DEFAULT_SCOPE, KEY_SCOPES, ApiKey
 
@@ -50,8 +50,8 @@ def add_commands(commands: Commands) -> None:
 
 
 def create_project_command(args: argparse.Namespace) -> int:
-    with command_backend() as backend:
-        new = backend.accounts.create_project(args.name)
+    with command_services() as services:
+        new = services.accounts.create_project(args.name)
     if args.quiet:
         print(new.secret)
     else:
@@ -62,9 +62,9 @@ def create_project_command(args: argparse.Namespace) -> int:
 
 
 def create_key_command(args: argparse.Namespace) -> int:
-    with command_backend() as backend:
+    with command_services() as services:
         try:
-            new = backend.accounts.create_key(args.project, args.name, args.scope, _expiry(args))
+            new = services.accounts.create_key(args.project, args.name, args.scope, _expiry(args))
         except NotFound as error:
             print(error.detail, file=sys.stderr)
             return 1
@@ -79,8 +79,8 @@ KEY_LIST_HEADER = ("ID", "SCOPE", "PROJECT", "NAME", "CREATED", "LAST USED", "EX
 
 def list_keys_command(_: argparse.Namespace) -> int:
     """Tab-separated, one key a line under a header; `-` for a time that has not happened."""
-    with command_backend() as backend:
-        keys = backend.accounts.list_keys()
+    with command_services() as services:
+        keys = services.accounts.list_keys()
     print("\t".join(KEY_LIST_HEADER))
     for key in keys:
         print("\t".join(_key_columns(key)))
@@ -137,9 +137,9 @@ def _expiry(args: argparse.Namespace) -> datetime | None:
 
 
 def revoke_key_command(args: argparse.Namespace) -> int:
-    with command_backend() as backend:
+    with command_services() as services:
         try:
-            backend.accounts.revoke_key(args.key_id)
+            services.accounts.revoke_key(args.key_id)
         except NotFound as error:
             print(error.detail, file=sys.stderr)
             return 1

@@ -1,4 +1,4 @@
-"""What every command shares: a backend opened for the command and closed when it ends."""
+"""What every command shares: the services opened for it and closed when it ends."""
 
 from __future__ import annotations
 
@@ -15,10 +15,10 @@ Commands: TypeAlias = "argparse._SubParsersAction[argparse.ArgumentParser]"
 
 
 @contextmanager
-def command_backend() -> Iterator[Services]:
-    """A backend for one command, closed when the command ends."""
-    backend = Services(Settings.from_env())
+def command_services() -> Iterator[Services]:
+    """The services for one command, closed when the command ends."""
+    services = Services(Settings.from_env())
     try:
-        yield backend
+        yield services
     finally:
-        backend.close()
+        services.close()

@@ -7,7 +7,7 @@ import os
 import sys
 from typing import TYPE_CHECKING
 
-from api.cli.common import Commands, command_backend
+from api.cli.common import Commands, command_services
 from composition.settings import Settings
 
 if TYPE_CHECKING:
@@ -43,19 +43,19 @@ def rebuild_command(args: argparse.Namespace) -> int:
     from projections.rebuild import RebuildRefused, rebuild_live, rebuildable
     from projections.scratch import Progress
 
-    with command_backend() as backend:
-        runners = rebuildable(backend.projector.runners)
+    with command_services() as services:
+        runners = rebuildable(services.projector.runners)
         if args.projection is not None:
             runners = [runner for runner in runners if runner.name == args.projection]
             if not runners:
-                names = ", ".join(runner.name for runner in rebuildable(backend.projector.runners))
+                names = ", ".join(runner.name for runner in rebuildable(services.projector.runners))
                 print(
                     f"workflow-service: no read model {args.projection!r}; one of: {names}", file=sys.stderr
                 )
                 return 2
         try:
             report = rebuild_live(
-                backend.workflows, runners, backend.settings.database_url, Progress("rebuild")
+                services.workflows, runners, services.settings.database_url, Progress("rebuild")
             )
         except RebuildRefused as error:
             print(f"workflow-service: rebuild refused: {error}", file=sys.stderr)
@@ -95,9 +95,9 @@ def verify_command(_: argparse.Namespace) -> int:
     from projections.scratch import Progress
     from projections.verify import verify
 
-    with command_backend() as backend:
-        runners = [runner for runner in backend.projector.runners if runner.projection.tables]
-        report = verify(backend.workflows, backend.database, runners, Progress("verify"))
+    with command_services() as services:
+        runners = [runner for runner in services.projector.runners if runner.projection.tables]
+        report = verify(services.workflows, services.database, runners, Progress("verify"))
     for line in report.lines():
         print(line)
     print(report.summary(), file=sys.stderr)
@@ -109,13 +109,13 @@ def export_command(args: argparse.Namespace) -> int:
     from api.transfer import Progress, export_store, summary
 
     progress = Progress("exported events")
-    with command_backend() as backend:
+    with command_services() as services:
         if args.out is None:
-            counts = export_store(backend, sys.stdout.buffer, progress)
+            counts = export_store(services, sys.stdout.buffer, progress)
         else:
             partial = f"{args.out}.partial"
             with open(partial, "wb") as out:
-                counts = export_store(backend, out, progress)
+                counts = export_store(services, out, progress)
             os.replace(partial, args.out)
     print(summary("export", counts, progress.seconds()), file=sys.stderr)
     return 0
@@ -132,8 +132,8 @@ def import_command(args: argparse.Namespace) -> int:
     progress = Progress("imported events")
     try:
         check_master_key_for(Settings.from_env(), read_header(Path(args.file)))
-        with open(args.file, "rb") as lines, command_backend() as backend:
-            result = import_store(backend, lines, progress, views_progress)
+        with open(args.file, "rb") as lines, command_services() as services:
+            result = import_store(services, lines, progress, views_progress)
     except OSError as error:
         print(f"workflow-service: cannot read {args.file}: {error.strerror}", file=sys.stderr)
         return 1
@@ -162,12 +162,12 @@ def replay_command(args: argparse.Namespace) -> int:
         )
         return 1
     try:
-        with command_backend() as backend:
+        with command_services() as services:
             if moment is None:
-                steps = replay.up_to_version(backend.workflows, args.workflow, args.version)
+                steps = replay.up_to_version(services.workflows, args.workflow, args.version)
                 document = replay.document_at_version(steps)
             else:
-                steps = replay.up_to_time(backend.workflows, args.workflow, moment)
+                steps = replay.up_to_time(services.workflows, args.workflow, moment)
                 document = replay.document_at_time(steps)
     except replay.ReplayError as error:
         print(f"workflow-service: {error}", file=sys.stderr)

@@ -48,12 +48,12 @@ def serve_command(args: argparse.Namespace) -> int:
         print(f"workflow-service: {refusal}", file=sys.stderr)
         return 2
     os.environ[BIND_HOST_VARIABLE] = args.host  # the workers' settings allow it as a Host by default
-    backend = Services(settings)
+    services = Services(settings)
     try:
-        new = backend.accounts.ensure_default_project()
-        _catch_up_before_serving(backend)
+        new = services.accounts.ensure_default_project()
+        _catch_up_before_serving(services)
     finally:
-        backend.close()
+        services.close()
     if new is not None:
         print(f"Created project 'default' ({new.project_id}). Its API key, shown only once:")
         print(f"  {new.secret}")
@@ -83,7 +83,7 @@ def run_server(host: str, port: int, workers: int) -> None:
     from api.logs import LOG_CONFIG
 
     # Each worker starts afresh, as uvicorn's do, rather than a fork of this process: it imports the
-    # metrics after PROMETHEUS_MULTIPROC_DIR is set, and inherits no state of the start-up's backend.
+    # metrics after PROMETHEUS_MULTIPROC_DIR is set, and inherits no state of the start-up's services.
     multiprocessing.set_start_method("spawn", force=True)
     Server(
         APP_FACTORY,
@@ -98,10 +98,10 @@ def run_server(host: str, port: int, workers: int) -> None:
     ).serve()
 
 
-def _catch_up_before_serving(backend: Services) -> None:
+def _catch_up_before_serving(services: Services) -> None:
     """Best effort: the server's follower keeps catching up, so a failure here must not stop a start."""
     try:
-        backend.projector.catch_up()
+        services.projector.catch_up()
     except Exception as error:
         print(
             f"warning: the read models could not catch up ({type(error).__name__}: {error});"

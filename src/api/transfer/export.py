@@ -27,31 +27,31 @@ from composition.services import Services
 from store.database import Database
 
 
-def export_store(backend: Services, out: IO[bytes], progress: Progress) -> dict[str, int]:
+def export_store(services: Services, out: IO[bytes], progress: Progress) -> dict[str, int]:
     """Write the whole store to `out`, reading in pages; returns what was written, per kind."""
-    events = EventTable.of(backend)
-    head = backend.workflows.recorder.max_notification_id() or 0
-    counts = _count_rows(backend.database, events, head)
+    events = EventTable.of(services)
+    head = services.workflows.recorder.max_notification_id() or 0
+    counts = _count_rows(services.database, events, head)
     progress.total = counts["events"]
     header = Header(
         format=FORMAT,
         version=FORMAT_VERSION,
-        dialect=backend.database.dialect,
+        dialect=services.database.dialect,
         exported_at=datetime.now(UTC).isoformat(),
         head_position=head,
-        data_key_check=_check_value(backend.database),
+        data_key_check=_check_value(services.database),
         counts=counts,
     )
     _write(out, header)
     written = {"events": 0}
-    for page in _event_pages(backend, head):
+    for page in _event_pages(services, head):
         for notification in page:
-            _write(out, _event_line(backend, notification))
+            _write(out, _event_line(services, notification))
         written["events"] += len(page)
         progress.advance(len(page))
     for table, key in TRANSFERRED_TABLES.items():
         written[table] = 0
-        for row in _table_rows(backend.database, table, key):
+        for row in _table_rows(services.database, table, key):
             _write(out, RowLine(table=table, row=encode_row(row)))
             written[table] += 1
     _write(out, End(counts=written))
@@ -80,9 +80,9 @@ def _check_value(database: Database) -> str | None:
     return None if row is None else str(row["check_value"])
 
 
-def _event_pages(backend: Services, head: int) -> Iterator[list[Notification]]:
+def _event_pages(services: Services, head: int) -> Iterator[list[Notification]]:
     """Every event up to `head` in position order, a page at a time (no gap ever ends the read)."""
-    recorder = backend.workflows.recorder
+    recorder = services.workflows.recorder
     position = 0
     while position < head:
         page = list(recorder.select_notifications(start=position + 1, limit=PAGE_SIZE, stop=head))
@@ -92,9 +92,9 @@ def _event_pages(backend: Services, head: int) -> Iterator[list[Notification]]:
         position = page[-1].id
 
 
-def _event_line(backend: Services, notification: Notification) -> EventLine:
+def _event_line(services: Services, notification: Notification) -> EventLine:
     """The stored event as it is, plus its time and request id from its clear (never sealed) part."""
-    clear = backend.workflows.mapper.clear_state(notification)  # type: ignore[attr-defined]
+    clear = services.workflows.mapper.clear_state(notification)  # type: ignore[attr-defined]
     moment = clear.get("timestamp")
     request_id = clear.get("request_id")
     return EventLine(

@@ -81,10 +81,10 @@ class EventTable:
     dialect: Dialect
 
     @classmethod
-    def of(cls, backend: Services) -> EventTable:
-        recorder: Any = backend.workflows.recorder
+    def of(cls, services: Services) -> EventTable:
+        recorder: Any = services.workflows.recorder
         table = f'"{recorder.events_table_name}"'
-        if backend.database.dialect == "postgres":
+        if services.database.dialect == "postgres":
             return cls(f'"{recorder.datastore.schema}".{table}', "notification_id", "postgres")
         return cls(table, "rowid", "sqlite")
 

@@ -29,7 +29,7 @@ class ImportResult:
 
 
 def import_store(
-    backend: Services,
+    services: Services,
     lines: Iterable[bytes],
     progress: Progress,
     view_progress: Callable[[int, int], None] | None = None,
@@ -37,17 +37,17 @@ def import_store(
     """Load an export into an empty store in one transaction, then bring every read model up to date."""
     stream = _decoded(lines)
     header = _header(next(stream, None))
-    _refuse_a_wrong_key(backend.workflows.data_keys.master_key, header)
+    _refuse_a_wrong_key(services.workflows.data_keys.master_key, header)
     progress.total = header.counts.get("events")
-    with backend.database.datastore.transaction(commit=True) as cursor:
-        writer = StoreWriter(cursor, backend.database.dialect, EventTable.of(backend))
+    with services.database.datastore.transaction(commit=True) as cursor:
+        writer = StoreWriter(cursor, services.database.dialect, EventTable.of(services))
         writer.lock_events()
         _refuse_a_used_store(writer)
         counts = writer.load(stream, progress)
         writer.restart_positions()
     result = ImportResult(counts, progress.seconds(), source_dialect=header.dialect)
     started = time.monotonic()
-    _catch_up(backend, view_progress)
+    _catch_up(services, view_progress)
     result.views_seconds = time.monotonic() - started
     return result
 
@@ -118,13 +118,13 @@ def _refuse_a_used_store(writer: StoreWriter) -> None:
         raise TransferError(f"the target store is not empty ({listed}); import only into a new, empty store")
 
 
-def _catch_up(backend: Services, report: Callable[[int, int], None] | None) -> None:
+def _catch_up(services: Services, report: Callable[[int, int], None] | None) -> None:
     """Every read model from position 0 to the head, a step at a time so progress can be shown."""
-    head = backend.workflows.recorder.max_notification_id() or 0
+    head = services.workflows.recorder.max_notification_id() or 0
     step = PROGRESS_EVERY
     position = 0
     while position < head:
         position = min(position + step, head)
-        backend.projector.catch_up(position)
+        services.projector.catch_up(position)
         if report is not None:
             report(position, head)
