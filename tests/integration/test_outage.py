@@ -24,9 +24,9 @@ from litestar.testing import TestClient
 from api.app import create_app
 from composition.services import Services
 from composition.settings import Settings
+from tests.support.data import STEPS
 from tests.support.servers import Server, start_server, stop_server
 
-STEPS = [{"type": "designer", "cliId": "claude"}]
 PROMPTLY = 5.0
 """Client timeout while the store is cut: generous against the 3 s the contract allows, far below a hang."""
 RECOVERY_BOUND = 60.0
@@ -205,10 +205,10 @@ def test_cut_database_answers_503_then_recovers_without_restart(
 
 def test_locked_sqlite_answers_503_then_recovers(tmp_path: Path) -> None:
     path = tmp_path / "store.db"
-    backend = Services(Settings(database_url=f"sqlite:///{path}", files_dir=tmp_path / "files"))
+    services = Services(Settings(database_url=f"sqlite:///{path}", files_dir=tmp_path / "files"))
     try:
-        with TestClient(create_app(backend=backend)) as client:
-            client.headers["Authorization"] = f"Bearer {backend.accounts.create_project('p').secret}"
+        with TestClient(create_app(services=services)) as client:
+            client.headers["Authorization"] = f"Bearer {services.accounts.create_project('p').secret}"
             created = client.post("/api/v1/workflows/create", json={"name": "kept", "pipelineSteps": STEPS})
             workflow_id = created.json()["id"]
             with holding_write_lock(path):
@@ -221,7 +221,7 @@ def test_locked_sqlite_answers_503_then_recovers(tmp_path: Path) -> None:
             document = client.get("/api/v1/workflows/get", params={"id": workflow_id}).json()
             assert (document["version"], document["description"]) == (2, "after")
     finally:
-        backend.close()
+        services.close()
 
 
 @contextlib.contextmanager
