@@ -14,9 +14,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from litestar import Litestar
 from litestar.testing import TestClient
 
-from api.app import create_app
+from api.app import build_app, serve_services
 from composition.services import Services
 from composition.settings import LOOPBACK_HOSTS, Settings
 from tests.support.client import Api
@@ -172,8 +173,22 @@ def pytest_terminal_summary(terminalreporter: Any, config: pytest.Config) -> Non
 
 @pytest.fixture
 def client(services: Services) -> Iterator[TestClient[Any]]:
-    with TestClient(create_app(services=services)) as client:
+    with TestClient(app_serving(services)) as client:
         yield client
+
+
+_APPS: dict[tuple[tuple[str, str], ...], Litestar] = {}
+
+
+def app_serving(services: Services) -> Litestar:
+    """This worker's app, pointed at the test's services: building a Litestar app takes about 50 ms,
+    a fifth of a short test, so each worker builds one per `WFS_*` environment (which the app reads)."""
+    environment = tuple(sorted((k, v) for k, v in os.environ.items() if k.startswith("WFS_")))
+    app = _APPS.get(environment)
+    if app is None:
+        app = _APPS[environment] = build_app()
+    serve_services(app, services, owned=False)
+    return app
 
 
 @pytest.fixture

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from litestar import Litestar, Router
-from litestar.datastructures import State
 from litestar.handlers import HTTPRouteHandler
 from litestar.openapi import OpenAPIConfig
 from litestar.openapi.plugins import JsonRenderPlugin, ScalarRenderPlugin
@@ -12,6 +11,7 @@ from litestar.openapi.spec import Components, SecurityScheme, Tag
 from api.analytics import WorkflowAnalyticsController
 from api.audit import AuditController
 from api.auth import API_KEYS, within_key_scope
+from api.dependencies import services_of
 from api.errors import EXCEPTION_HANDLERS
 from api.files import FileController, upload_file
 from api.idempotency import IdempotencyPlugin
@@ -45,14 +45,17 @@ TAGS = [
 
 def create_app(settings: Settings | None = None, services: Services | None = None) -> Litestar:
     """One app per process; pass the services to share them (tests), or settings to build them."""
-    owned = services is None
-    services = services or Services(settings or Settings.from_env())
+    app = build_app(settings)
+    serve_services(app, services or Services(settings or Settings.from_env()), owned=services is None)
+    return app
 
-    def close_services() -> None:
-        services.stop_following()
-        if owned:
-            services.close()
 
+def build_app(settings: Settings | None = None) -> Litestar:
+    """The routes, the auth, the plugins and the error table, serving the services in `app.state`.
+
+    Handlers, middleware and the lifespan all find the services there (`serve_services`), so an app
+    can be pointed at other services between lifespans: the tests build one per worker, not per test.
+    """
     api_v1 = Router(
         path="/api/v1",
         route_handlers=[
@@ -79,10 +82,9 @@ def create_app(settings: Settings | None = None, services: Services | None = Non
             RequestIdPlugin(),
         ],
         logging_config=None,  # the process configures logging once (api.logs), Litestar leaves it alone
-        state=State({"services": services, "cursors": Cursors(services.cursor_secret)}),
         request_max_body_size=MAX_BODY_BYTES,
-        on_startup=[services.start_following],
-        on_shutdown=[close_services],
+        on_startup=[start_following],
+        on_shutdown=[stop_following],
         openapi_config=openapi_config(),
     )
     # Outermost, around Litestar's own error handling: app-level middleware runs only once a route
@@ -90,6 +92,24 @@ def create_app(settings: Settings | None = None, services: Services | None = Non
     # The request metrics just inside it, for the same reason, and to count the status the client got.
     app.asgi_handler = RequestIdMiddleware(RequestMetricsMiddleware(app.asgi_handler))
     return app
+
+
+def serve_services(app: Litestar, services: Services, *, owned: bool) -> None:
+    """Point the app at these services; if `owned`, its shutdown closes them."""
+    app.state.services = services
+    app.state.cursors = Cursors(services.cursor_secret)
+    app.state.owns_services = owned
+
+
+def start_following(app: Litestar) -> None:
+    services_of(app.state).start_following()
+
+
+def stop_following(app: Litestar) -> None:
+    services = services_of(app.state)
+    services.stop_following()
+    if app.state.owns_services:
+        services.close()
 
 
 def openapi_config() -> OpenAPIConfig:
