@@ -26,7 +26,7 @@ test: $(INSTALLED)
 	    export WFS_TEST_POSTGRES_URL="$(LOCAL_POSTGRES_URL)"; \
 	fi; \
 	export PYTHONDONTWRITEBYTECODE=; $(VENV)/bin/python -m compileall -q src scripts tests; \
-	$(VENV)/bin/pytest -n auto $(PYTEST_ARGS)
+	$(VENV)/bin/pytest -n auto --dist worksteal $(PYTEST_ARGS)
 
 lint: $(INSTALLED)
 	$(VENV)/bin/ruff check src tests scripts
