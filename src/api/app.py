@@ -102,10 +102,12 @@ def serve_services(app: Litestar, services: Services, *, owned: bool) -> None:
 
 
 def start_following(app: Litestar) -> None:
+    """At startup: the read models follow every writer from now on (api.readiness reports how far)."""
     services_of(app.state).start_following()
 
 
 def stop_following(app: Litestar) -> None:
+    """At shutdown: stop following (on PostgreSQL this hands the lead over), and close owned services."""
     services = services_of(app.state)
     services.stop_following()
     if app.state.owns_services:
