@@ -142,5 +142,5 @@ def operation_id(handler: HTTPRouteHandler, *_: object) -> str:
 
 
 def create_app_from_env() -> Litestar:
-    """The factory uvicorn workers call: settings from the environment, tables already made."""
+    """The app of a server process: settings from the environment, tables already made by `serve`."""
     return create_app(services=Services(Settings.from_env(), create_tables=False))

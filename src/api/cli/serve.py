@@ -17,7 +17,7 @@ from composition.services import Services
 from composition.settings import BIND_HOST_VARIABLE, Settings
 from store.database import StoreConfig
 
-APP_FACTORY = "api.app:create_app_from_env"
+APP_FACTORY = "api.cli.worker:worker_app"
 
 
 def add_commands(commands: Commands) -> None:
@@ -76,7 +76,7 @@ def _refuse_workers(workers: int, database_url: str) -> str | None:
 
 
 def run_server(host: str, port: int, workers: int) -> None:
-    """granian, with a worker process per `workers`, each building the app with `create_app_from_env`."""
+    """granian, with a worker process per `workers`, each building the app with `worker_app`."""
     from granian.constants import Interfaces
     from granian.server import Server
 
