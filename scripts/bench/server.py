@@ -154,7 +154,7 @@ def serve(
     if asgi_server == "serve":
         command = [sys.executable, "-m", "api.cli", "serve", "--port", str(port), "--workers", str(workers)]
     else:
-        command = asgi_command(asgi_server, "api.app:create_app_from_env", port, workers)
+        command = asgi_command(asgi_server, "api.cli.worker:worker_app", port, workers)
     return running(command, service_env(database_url, workdir, **env), workdir, "/ready")
 
 
