@@ -1,4 +1,4 @@
-"""A `serve` worker ends by `os._exit` once its lifespan shut down cleanly, never by finalizing.
+"""A `serve` worker ends by `os._exit` once its lifespan has shut down, never by finalizing.
 
 granian's stop thread races CPython's finalization of a spawned worker and can abort it with a Rust
 panic (api/cli/worker.py). The real stop is exercised by every test that stops a server

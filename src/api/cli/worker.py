@@ -4,7 +4,7 @@ granian (2.8.9) runs each worker in a spawned process. On SIGTERM, granian's sto
 GIL back after dropping its runtime; if the worker's interpreter is finalizing by then, CPython
 ends that thread with pthread_exit, whose unwinding through Rust aborts the process ("panic in a
 function that cannot unwind", about 1 stop in 10 on a loaded machine, printed among the JSON logs).
-So a worker whose lifespan ended cleanly exits at `atexit`, before finalization starts, as a forked
+So a worker whose lifespan has ended exits at `atexit`, before finalization starts, as a forked
 worker would (`os._exit`), leaving that thread nothing to race with.
 """
 
@@ -34,7 +34,7 @@ def exit_without_finalizing(_: Litestar) -> None:
 
 
 def _exit_now() -> None:
-    """Flush what the worker wrote, then end the process with its clean exit's status."""
+    """Flush what the worker wrote, then end it (status 0: granian stopped it and does not read it)."""
     logging.shutdown()
     sys.stdout.flush()
     sys.stderr.flush()
