@@ -139,8 +139,3 @@ def openapi_config() -> OpenAPIConfig:
 def operation_id(handler: HTTPRouteHandler, *_: object) -> str:
     """A route's OpenAPI operationId is its handler's name: `create_workflow`, `start_run`, …"""
     return handler.handler_name
-
-
-def create_app_from_env() -> Litestar:
-    """The app of a server process: settings from the environment, tables already made by `serve`."""
-    return create_app(services=Services(Settings.from_env(), create_tables=False))

@@ -17,12 +17,15 @@ import sys
 
 from litestar import Litestar
 
-from api.app import create_app_from_env
+from api.app import create_app
+from composition.services import Services
+from composition.settings import Settings
 
 
 def worker_app() -> Litestar:
-    """`create_app_from_env`, whose process exits without finalizing once its shutdown is done."""
-    app = create_app_from_env()
+    """The app of a server process (settings from the environment, tables already made by `serve`),
+    whose process exits without finalizing once its shutdown is done."""
+    app = create_app(services=Services(Settings.from_env(), create_tables=False))
     app.on_shutdown.append(exit_without_finalizing)
     return app
 
